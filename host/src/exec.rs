@@ -1,0 +1,66 @@
+//! The real executor: stage inputs, run the component in a fresh sandboxed
+//! store, collect outputs and logs into the store.
+
+use crate::cache::{CACHE_FORMAT, Manifest};
+use crate::outcome::{Failure, Outcome};
+use crate::runtime::Runtime;
+use crate::sandbox::JobDir;
+use crate::scheduler::{Executor, JobRequest};
+use crate::store::Store;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Runs command components with wasmtime.
+pub struct WasmExecutor {
+    runtime: Arc<Runtime>,
+    store: Arc<Store>,
+}
+
+impl WasmExecutor {
+    /// An executor over one runtime and one store.
+    pub fn new(runtime: Arc<Runtime>, store: Arc<Store>) -> Self {
+        WasmExecutor { runtime, store }
+    }
+
+    async fn run(&self, req: JobRequest) -> Result<Manifest, Failure> {
+        let pre = self.runtime.command(&req.component).await?;
+        let dir = JobDir::create(&self.store, &req.inputs)
+            .map_err(|e| Failure::host("staging inputs", e))?;
+        let wasi = dir
+            .wasi(&req.name, &req.argv)
+            .map_err(|e| Failure::host("preparing the sandbox", e))?;
+        let started = Instant::now();
+        let ran = self.runtime.run(&pre, wasi, req.limits).await;
+        let exec_ms = started.elapsed().as_millis() as u64;
+        let collected = ran
+            .and_then(|()| dir.collect(&self.store, &req.outputs, req.stdout.as_deref()))
+            .map_err(|mut failure| {
+                // Keep whatever the job printed: it is how people debug it.
+                if let Ok((out, err)) = dir.logs(&self.store) {
+                    failure.stdout = Some(out);
+                    failure.stderr = Some(err);
+                }
+                failure
+            })?;
+        Ok(Manifest {
+            format: CACHE_FORMAT,
+            outputs: collected.outputs,
+            stdout: collected.stdout,
+            stderr: collected.stderr,
+            exec_ms,
+        })
+    }
+}
+
+impl Executor for WasmExecutor {
+    fn execute(&self, req: JobRequest) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>> {
+        Box::pin(async move {
+            match self.run(req).await {
+                Ok(m) => Outcome::Success(m),
+                Err(f) => Outcome::Failure(f),
+            }
+        })
+    }
+}

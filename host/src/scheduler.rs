@@ -1,0 +1,435 @@
+//! The scheduler: runs a plan's jobs in dependency order, as many at once as
+//! allowed, consulting the action cache first. It knows only traits (an
+//! executor, a cache, an event sink) and never prints: it reports events.
+
+use crate::cache::{ActionCache, KeyInputs, Manifest, SandboxKey, Value, action_key};
+use crate::digest::ActionKey;
+use crate::outcome::{Failure, FailureKind, Outcome};
+use crate::plan::{InputSource, JobId, Plan};
+use crate::runtime::{ComponentRef, ExecLimits};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// Everything an executor needs to run one job.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    /// The job's id in the plan.
+    pub id: JobId,
+    /// The job's display name (argv[0] inside the sandbox).
+    pub name: String,
+    /// The component to run.
+    pub component: ComponentRef,
+    /// Arguments after argv[0].
+    pub argv: Vec<String>,
+    /// Inputs, resolved to values.
+    pub inputs: Vec<(String, Value)>,
+    /// Declared outputs.
+    pub outputs: Vec<String>,
+    /// The output that keeps standard output, if any.
+    pub stdout: Option<String>,
+    /// Limits for this execution.
+    pub limits: ExecLimits,
+    /// The job's action key.
+    pub key: ActionKey,
+}
+
+/// Runs one job. The wasm executor is the real one; tests may supply others.
+pub trait Executor: Send + Sync + 'static {
+    /// Executes the job and reports what happened; never panics on bad jobs.
+    fn execute(&self, req: JobRequest) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>>;
+}
+
+/// Receives the scheduler's events, in order, from one task at a time.
+pub trait EventSink: Send + Sync + 'static {
+    /// Called for every event.
+    fn event(&self, plan: &Plan, event: &Event);
+}
+
+/// Something that happened to a job.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Its dependencies are done; it is waiting for a free slot.
+    Queued(JobId),
+    /// It started executing.
+    Running(JobId),
+    /// It reached its final state.
+    Done(JobId, JobStatus, Duration),
+}
+
+/// A job's final state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobStatus {
+    /// Executed and succeeded.
+    Executed,
+    /// Its result came from the action cache.
+    Cached,
+    /// Failed, for this reason.
+    Failed(Failure),
+    /// Not run, for this reason.
+    Skipped(SkipReason),
+}
+
+/// Why a job was not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A job it depends on failed or was skipped.
+    Upstream(JobId),
+    /// Another job failed and `--keep-going` was not given.
+    RunStopped,
+}
+
+impl JobStatus {
+    /// True for executed and cached jobs.
+    pub fn is_success(&self) -> bool {
+        matches!(self, JobStatus::Executed | JobStatus::Cached)
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Jobs executing at once.
+    pub jobs: usize,
+    /// Keep running jobs that do not depend on a failure.
+    pub keep_going: bool,
+    /// Ignore the action cache (results are still stored).
+    pub no_cache: bool,
+    /// Limits for jobs that do not set their own.
+    pub limits: ExecLimits,
+}
+
+/// The final state of one job.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    /// Its final status.
+    pub status: JobStatus,
+    /// Its outputs, when it succeeded.
+    pub outputs: BTreeMap<String, Value>,
+    /// Its manifest (log digests, execution time), when it succeeded.
+    pub manifest: Option<Manifest>,
+    /// Its action key, once its inputs were known.
+    pub key: Option<ActionKey>,
+    /// Time from leaving the queue to the final state.
+    pub elapsed: Duration,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// One report per planned job, by id.
+    pub jobs: Vec<JobReport>,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+}
+
+impl RunReport {
+    /// True when every job succeeded.
+    pub fn success(&self) -> bool {
+        self.jobs.iter().all(|j| j.status.is_success())
+    }
+
+    /// How many jobs ended with a status like `f`.
+    pub fn count(&self, f: impl Fn(&JobStatus) -> bool) -> usize {
+        self.jobs.iter().filter(|j| f(&j.status)).count()
+    }
+}
+
+/// The scheduler's collaborators.
+#[derive(Clone)]
+pub struct Services {
+    /// Runs jobs.
+    pub executor: Arc<dyn Executor>,
+    /// Remembers results.
+    pub cache: Arc<dyn ActionCache>,
+    /// Hears about progress.
+    pub events: Arc<dyn EventSink>,
+}
+
+/// Runs every job of `plan`. `components[id]` is job `id`'s component and
+/// `inputs` holds the workflow inputs, already in the store.
+pub async fn run(
+    plan: Arc<Plan>,
+    components: &[ComponentRef],
+    inputs: &HashMap<String, Value>,
+    services: Services,
+    opts: &RunOptions,
+) -> RunReport {
+    let started = Instant::now();
+    let n = plan.jobs.len();
+    let mut waiting: Vec<usize> = plan.jobs.iter().map(|j| j.deps.len()).collect();
+    let mut dependents: Vec<Vec<JobId>> = vec![Vec::new(); n];
+    for j in &plan.jobs {
+        for &d in &j.deps {
+            dependents[d].push(j.id);
+        }
+    }
+    let mut reports: Vec<Option<JobReport>> = vec![None; n];
+    let mut ready: Vec<JobId> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut set: JoinSet<(JobId, JobReport)> = JoinSet::new();
+    let permits = Arc::new(Semaphore::new(opts.jobs.max(1)));
+    let mut stopping = false;
+
+    loop {
+        // Launch in plan order so runs are easy to follow.
+        ready.sort_unstable_by(|a, b| b.cmp(a));
+        while let Some(id) = ready.pop() {
+            if stopping {
+                finish(
+                    &plan,
+                    &services,
+                    &mut reports,
+                    id,
+                    skipped(SkipReason::RunStopped),
+                );
+                continue;
+            }
+            services.events.event(&plan, &Event::Queued(id));
+            match request(&plan, components, inputs, &reports, id, opts) {
+                Ok(req) => {
+                    let services = services.clone();
+                    let permits = permits.clone();
+                    let plan = plan.clone();
+                    let no_cache = opts.no_cache;
+                    set.spawn(async move {
+                        (id, execute(plan, req, services, permits, no_cache).await)
+                    });
+                }
+                Err(failure) => {
+                    let report = JobReport {
+                        status: JobStatus::Failed(failure),
+                        ..skipped(SkipReason::RunStopped)
+                    };
+                    ready.extend(complete(
+                        &plan,
+                        &services,
+                        &mut reports,
+                        &mut waiting,
+                        &dependents,
+                        id,
+                        report,
+                    ));
+                    stopping |= !opts.keep_going;
+                }
+            }
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let (id, report) = match joined {
+            Ok(r) => r,
+            // A panic in our own code is a bug; surface it instead of hanging.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        let failed = !report.status.is_success();
+        ready.extend(complete(
+            &plan,
+            &services,
+            &mut reports,
+            &mut waiting,
+            &dependents,
+            id,
+            report,
+        ));
+        stopping |= failed && !opts.keep_going;
+    }
+    RunReport {
+        jobs: reports
+            .into_iter()
+            .map(|r| r.expect("every job reaches a final state"))
+            .collect(),
+        elapsed: started.elapsed(),
+    }
+}
+
+fn skipped(reason: SkipReason) -> JobReport {
+    JobReport {
+        status: JobStatus::Skipped(reason),
+        outputs: BTreeMap::new(),
+        manifest: None,
+        key: None,
+        elapsed: Duration::ZERO,
+    }
+}
+
+fn finish(
+    plan: &Plan,
+    services: &Services,
+    reports: &mut [Option<JobReport>],
+    id: JobId,
+    report: JobReport,
+) {
+    services.events.event(
+        plan,
+        &Event::Done(id, report.status.clone(), report.elapsed),
+    );
+    reports[id] = Some(report);
+}
+
+/// Records a finished job and returns the dependents that became ready. A
+/// failure skips everything downstream of it, transitively.
+fn complete(
+    plan: &Plan,
+    services: &Services,
+    reports: &mut [Option<JobReport>],
+    waiting: &mut [usize],
+    dependents: &[Vec<JobId>],
+    id: JobId,
+    report: JobReport,
+) -> Vec<JobId> {
+    let ok = report.status.is_success();
+    finish(plan, services, reports, id, report);
+    let mut ready = Vec::new();
+    for &d in &dependents[id] {
+        if reports[d].is_some() {
+            continue;
+        }
+        if ok {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.push(d);
+            }
+        } else {
+            ready.extend(complete(
+                plan,
+                services,
+                reports,
+                waiting,
+                dependents,
+                d,
+                skipped(SkipReason::Upstream(id)),
+            ));
+        }
+    }
+    ready
+}
+
+/// Resolves a ready job's inputs and computes its key.
+fn request(
+    plan: &Plan,
+    components: &[ComponentRef],
+    inputs: &HashMap<String, Value>,
+    reports: &[Option<JobReport>],
+    id: JobId,
+    opts: &RunOptions,
+) -> Result<JobRequest, Failure> {
+    let job = &plan.jobs[id];
+    let values = job
+        .inputs
+        .iter()
+        .map(|(name, src)| Ok((name.clone(), resolve(plan, src, inputs, reports)?)))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let component = components[id].clone();
+    let key = action_key(&KeyInputs {
+        component: component.digest,
+        argv: &job.argv,
+        inputs: &values,
+        outputs: &job.outputs,
+        stdout: job.stdout.as_deref(),
+        sandbox: SandboxKey::default(),
+    });
+    Ok(JobRequest {
+        id,
+        name: job.name.clone(),
+        component,
+        argv: job.argv.clone(),
+        inputs: values,
+        outputs: job.outputs.clone(),
+        stdout: job.stdout.clone(),
+        limits: ExecLimits {
+            memory: job.limits.memory.unwrap_or(opts.limits.memory),
+            timeout: job.limits.timeout.unwrap_or(opts.limits.timeout),
+        },
+        key,
+    })
+}
+
+fn resolve(
+    plan: &Plan,
+    src: &InputSource,
+    inputs: &HashMap<String, Value>,
+    reports: &[Option<JobReport>],
+) -> Result<Value, Failure> {
+    match src {
+        InputSource::Workflow(name) => Ok(inputs[name].clone()),
+        InputSource::List(items) => items
+            .iter()
+            .map(|s| resolve(plan, s, inputs, reports))
+            .collect::<Result<_, _>>()
+            .map(Value::List),
+        InputSource::Output { job, output, index } => {
+            let report = reports[*job].as_ref().expect("dependencies finish first");
+            let value = &report.outputs[output];
+            let producer = &plan.jobs[*job].name;
+            match (index, value) {
+                (None, v) => Ok(v.clone()),
+                (Some(i), Value::List(items)) => items.get(*i).cloned().ok_or_else(|| {
+                    Failure::new(
+                        FailureKind::Input,
+                        format!(
+                            "jobs.{producer}.outputs.{output}[{i}]: the list has {} elements",
+                            items.len()
+                        ),
+                    )
+                }),
+                (Some(i), Value::Blob { .. }) => Err(Failure::new(
+                    FailureKind::Input,
+                    format!(
+                        "jobs.{producer}.outputs.{output}[{i}]: the output is a file, not a list (a directory)"
+                    ),
+                )),
+            }
+        }
+    }
+}
+
+async fn execute(
+    plan: Arc<Plan>,
+    req: JobRequest,
+    services: Services,
+    permits: Arc<Semaphore>,
+    no_cache: bool,
+) -> JobReport {
+    let started = Instant::now();
+    let key = req.key;
+    if !no_cache && let Some(m) = services.cache.lookup(&key) {
+        return JobReport {
+            status: JobStatus::Cached,
+            outputs: m.outputs.clone(),
+            manifest: Some(m),
+            key: Some(key),
+            elapsed: started.elapsed(),
+        };
+    }
+    let _permit = permits
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
+    services.events.event(&plan, &Event::Running(req.id));
+    let outcome = services.executor.execute(req).await;
+    let status = match &outcome {
+        Outcome::Success(m) => match services.cache.insert(&key, m) {
+            Ok(()) => JobStatus::Executed,
+            Err(e) => JobStatus::Failed(Failure::host("writing the action cache", e)),
+        },
+        Outcome::Failure(f) => JobStatus::Failed(f.clone()),
+    };
+    let manifest = match outcome {
+        Outcome::Success(m) if status.is_success() => Some(m),
+        _ => None,
+    };
+    JobReport {
+        status,
+        outputs: manifest
+            .as_ref()
+            .map(|m| m.outputs.clone())
+            .unwrap_or_default(),
+        manifest,
+        key: Some(key),
+        elapsed: started.elapsed(),
+    }
+}

@@ -1,0 +1,253 @@
+//! The library's front door: load a workflow file (parse, plan, check the
+//! files it names), prepare it (build source directories, hash components,
+//! ingest inputs) and execute it. The CLI is a thin layer over this.
+
+use crate::builder::{self, BuildError};
+use crate::cache::{LocalCache, Value};
+use crate::diag::{Diagnostic, Diagnostics, Source};
+use crate::exec::WasmExecutor;
+use crate::plan::{self, Overrides, Plan};
+use crate::runtime::{ComponentRef, Runtime};
+use crate::scheduler::{self, EventSink, RunOptions, RunReport, Services};
+use crate::spec;
+use crate::store::Store;
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Errors before any job runs. Whose fault each is decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The workflow file (or an override) is wrong; every problem is listed.
+    #[error("{0}")]
+    Workflow(#[from] Diagnostics),
+    /// The workflow file could not be read.
+    #[error("cannot read workflow {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A source directory named by `uses:` did not build.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A workflow input could not be read into the store.
+    #[error("input `{name}` ({path}): {source}")]
+    Input {
+        /// The input's name.
+        name: String,
+        /// Its host path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The store or the engine failed: not the workflow's fault.
+    #[error("{0}")]
+    Host(String),
+}
+
+impl Error {
+    /// True when the user's input is at fault, as opposed to the machine.
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, Error::Host(_))
+    }
+}
+
+/// A parsed, planned and checked workflow.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The workflow file as given.
+    pub path: PathBuf,
+    /// The directory relative paths in it are resolved against.
+    pub dir: PathBuf,
+    /// The plan.
+    pub plan: Arc<Plan>,
+    /// Component paths, one per job, resolved against `dir`.
+    pub uses: Vec<PathBuf>,
+    /// Workflow input paths, in plan order, resolved.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Reads, parses and plans a workflow, and checks that every file it names
+/// exists. All problems come back together, each with its position.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Loaded, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let wf = spec::parse(Source::new(path.display().to_string(), text), &stem)?;
+    let plan = plan::plan(&wf, overrides)?;
+    let dir = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+
+    let mut problems = Vec::new();
+    let mut checked: HashMap<&str, PathBuf> = HashMap::new();
+    let mut uses = Vec::new();
+    for job in &plan.jobs {
+        let p = dir.join(&job.uses.value);
+        if !checked.contains_key(job.uses.value.as_str()) && !p.exists() {
+            problems.push(
+                Diagnostic::at(
+                    job.uses.span,
+                    format!("component not found: {}", p.display()),
+                )
+                .expected(
+                    "a .wasm component or a task source directory, relative to the workflow file",
+                ),
+            );
+        }
+        checked.insert(&job.uses.value, p.clone());
+        uses.push(p);
+    }
+    let mut inputs = Vec::new();
+    for input in &plan.inputs {
+        // `--input` paths are relative to where the user is; file paths to the file.
+        let p = match input.span {
+            Some(_) => dir.join(&input.path),
+            None => PathBuf::from(&input.path),
+        };
+        if !p.is_file() {
+            let msg = format!("input `{}`: no file at {}", input.name, p.display());
+            let d = match input.span {
+                Some(span) => Diagnostic::at(span, msg),
+                None => Diagnostic::global(format!("--input {}={}: {msg}", input.name, input.path)),
+            };
+            problems.push(d.expected("a readable host file"));
+        }
+        inputs.push(p);
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|d| d.span.map(|s| s.start));
+        return Err(Diagnostics {
+            source: wf.source,
+            items: problems,
+        }
+        .into());
+    }
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        dir,
+        plan: Arc::new(plan),
+        uses,
+        inputs,
+    })
+}
+
+/// The store a workflow uses by default: `.cairn/` beside the file.
+pub fn default_store(loaded: &Loaded) -> PathBuf {
+    loaded.dir.join(".cairn")
+}
+
+/// A loaded workflow with its components and inputs in hand.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// One component per job.
+    pub components: Vec<ComponentRef>,
+    /// Workflow inputs by name.
+    pub inputs: HashMap<String, Value>,
+}
+
+/// Builds source directories, hashes components and ingests inputs. Slow
+/// steps report through `note` (for example "building tasks/split").
+pub fn prepare(
+    loaded: &Loaded,
+    store: &Store,
+    note: &mut dyn FnMut(&str),
+) -> Result<Prepared, Error> {
+    let mut resolved: HashMap<&Path, ComponentRef> = HashMap::new();
+    let mut components = Vec::new();
+    for path in &loaded.uses {
+        if let Some(c) = resolved.get(path.as_path()) {
+            components.push(c.clone());
+            continue;
+        }
+        let c = if path.is_dir() {
+            let built = builder::build_dir(path, store).inspect(|b| {
+                if b.fresh {
+                    note(&format!("built {}", path.display()));
+                }
+            })?;
+            ComponentRef {
+                path: store.blob_path(&built.stored.digest),
+                digest: built.stored.digest,
+            }
+        } else {
+            let stored = store
+                .digest_host_file(path)
+                .map_err(|e| Error::Host(format!("hashing {}: {e}", path.display())))?;
+            ComponentRef {
+                path: path.clone(),
+                digest: stored.digest,
+            }
+        };
+        resolved.insert(path, c.clone());
+        components.push(c);
+    }
+    let mut inputs = HashMap::new();
+    for (decl, path) in loaded.plan.inputs.iter().zip(&loaded.inputs) {
+        let stored = store.put_host_file(path).map_err(|source| Error::Input {
+            name: decl.name.clone(),
+            path: path.clone(),
+            source,
+        })?;
+        inputs.insert(
+            decl.name.clone(),
+            Value::Blob {
+                digest: stored.digest,
+                size: stored.size,
+            },
+        );
+    }
+    // Losing the index only costs re-hashing next time.
+    let _ = store.save_index();
+    Ok(Prepared { components, inputs })
+}
+
+/// Executes a prepared workflow with the real wasm executor and the store's
+/// action cache, reporting progress to `events`.
+pub async fn execute(
+    loaded: &Loaded,
+    prepared: &Prepared,
+    store: Arc<Store>,
+    runtime: Arc<Runtime>,
+    events: Arc<dyn EventSink>,
+    opts: &RunOptions,
+) -> RunReport {
+    let services = Services {
+        executor: Arc::new(WasmExecutor::new(runtime, store.clone())),
+        cache: Arc::new(LocalCache::new(store)),
+        events,
+    };
+    scheduler::run(
+        loaded.plan.clone(),
+        &prepared.components,
+        &prepared.inputs,
+        services,
+        opts,
+    )
+    .await
+}
+
+/// Opens the store and creates the engine that `execute` needs.
+pub fn open(store_dir: &Path) -> Result<(Arc<Store>, Arc<Runtime>), Error> {
+    let store = Store::open(store_dir)
+        .map_err(|e| Error::Host(format!("store {}: {e}", store_dir.display())))?;
+    let runtime = Runtime::new(&store.root().join("compiled"))
+        .map_err(|e| Error::Host(format!("engine: {e:#}")))?;
+    Ok((Arc::new(store), Arc::new(runtime)))
+}

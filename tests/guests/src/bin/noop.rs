@@ -1,0 +1,3 @@
+//! `noop`: does nothing and exits 0.
+
+fn main() {}
