@@ -332,9 +332,9 @@ fn check_ref(
                 let declared: Vec<&str> = params.keys().map(String::as_str).collect();
                 errors.push(
                     Diagnostic::at(name.span, format!("no parameter named `{}`", name.value))
-                        .expected(format!(
-                            "a name declared under `params:` ({})",
-                            declared.join(", ")
+                        .expected(declared_list(
+                            "a parameter declared under `params:`",
+                            &declared,
                         ))
                         .suggest(&name.value, declared.iter().copied()),
                 );
@@ -348,9 +348,9 @@ fn check_ref(
                         name.span,
                         format!("no workflow input named `{}`", name.value),
                     )
-                    .expected(format!(
-                        "a name declared under `inputs:` ({})",
-                        declared.join(", ")
+                    .expected(declared_list(
+                        "an input declared under `inputs:`",
+                        &declared,
                     ))
                     .suggest(&name.value, declared.iter().copied()),
                 );
@@ -398,6 +398,14 @@ fn check_ref(
                 );
             }
         }
+    }
+}
+
+fn declared_list(what: &str, declared: &[&str]) -> String {
+    if declared.is_empty() {
+        format!("{what}; this workflow declares none")
+    } else {
+        format!("{what}: {}", declared.join(", "))
     }
 }
 

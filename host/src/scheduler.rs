@@ -44,7 +44,9 @@ pub trait Executor: Send + Sync + 'static {
     fn execute(&self, req: JobRequest) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>>;
 }
 
-/// Receives the scheduler's events, in order, from one task at a time.
+/// Receives the scheduler's events. Called from several tasks at once; a
+/// job's events arrive in order (`Queued`, `Running`, `Done`), and a job's
+/// `Done` always comes before a job that waited for its slot reports `Running`.
 pub trait EventSink: Send + Sync + 'static {
     /// Called for every event.
     fn event(&self, plan: &Plan, event: &Event);
@@ -204,15 +206,16 @@ pub async fn run(
                         status: JobStatus::Failed(failure),
                         ..skipped(SkipReason::RunStopped)
                     };
-                    ready.extend(complete(
+                    finish(&plan, &services, &mut reports, id, report);
+                    let more = release(
                         &plan,
                         &services,
                         &mut reports,
                         &mut waiting,
                         &dependents,
                         id,
-                        report,
-                    ));
+                    );
+                    ready.extend(more);
                     stopping |= !opts.keep_going;
                 }
             }
@@ -226,15 +229,17 @@ pub async fn run(
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         let failed = !report.status.is_success();
-        ready.extend(complete(
+        // The job's task already reported `Done`, while it held its slot.
+        reports[id] = Some(report);
+        let more = release(
             &plan,
             &services,
             &mut reports,
             &mut waiting,
             &dependents,
             id,
-            report,
-        ));
+        );
+        ready.extend(more);
         stopping |= failed && !opts.keep_going;
     }
     RunReport {
@@ -270,19 +275,17 @@ fn finish(
     reports[id] = Some(report);
 }
 
-/// Records a finished job and returns the dependents that became ready. A
-/// failure skips everything downstream of it, transitively.
-fn complete(
+/// Updates the dependents of a finished job and returns those that became
+/// ready. A failure skips everything downstream of it, transitively.
+fn release(
     plan: &Plan,
     services: &Services,
     reports: &mut [Option<JobReport>],
     waiting: &mut [usize],
     dependents: &[Vec<JobId>],
     id: JobId,
-    report: JobReport,
 ) -> Vec<JobId> {
-    let ok = report.status.is_success();
-    finish(plan, services, reports, id, report);
+    let ok = reports[id].as_ref().is_some_and(|r| r.status.is_success());
     let mut ready = Vec::new();
     for &d in &dependents[id] {
         if reports[d].is_some() {
@@ -294,15 +297,14 @@ fn complete(
                 ready.push(d);
             }
         } else {
-            ready.extend(complete(
+            finish(
                 plan,
                 services,
                 reports,
-                waiting,
-                dependents,
                 d,
                 skipped(SkipReason::Upstream(id)),
-            ));
+            );
+            ready.extend(release(plan, services, reports, waiting, dependents, d));
         }
     }
     ready
@@ -396,14 +398,22 @@ async fn execute(
 ) -> JobReport {
     let started = Instant::now();
     let key = req.key;
+    let id = req.id;
+    let done = |report: JobReport| {
+        services.events.event(
+            &plan,
+            &Event::Done(id, report.status.clone(), report.elapsed),
+        );
+        report
+    };
     if !no_cache && let Some(m) = services.cache.lookup(&key) {
-        return JobReport {
+        return done(JobReport {
             status: JobStatus::Cached,
             outputs: m.outputs.clone(),
             manifest: Some(m),
             key: Some(key),
             elapsed: started.elapsed(),
-        };
+        });
     }
     let _permit = permits
         .acquire()
@@ -422,7 +432,9 @@ async fn execute(
         Outcome::Success(m) if status.is_success() => Some(m),
         _ => None,
     };
-    JobReport {
+    // Reported before the slot is released, so events never show more
+    // jobs running than there are slots.
+    done(JobReport {
         status,
         outputs: manifest
             .as_ref()
@@ -431,5 +443,5 @@ async fn execute(
         manifest,
         key: Some(key),
         elapsed: started.elapsed(),
-    }
+    })
 }

@@ -637,7 +637,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => return None,
     };
     let n: f64 = num.parse().ok()?;
-    (n >= 0.0).then(|| (n * mult as f64) as u64)
+    (n >= 0.0).then_some((n * mult as f64) as u64)
 }
 
 /// Parses `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.

@@ -1,1 +1,10 @@
+//! Cairn's integration tests: one test binary (one link step), one module
+//! per area. Guests are real components built from tests/guests.
 
+mod cache;
+mod example;
+mod execution;
+mod planning_errors;
+mod sandbox;
+mod scheduling;
+mod util;
