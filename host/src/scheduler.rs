@@ -116,7 +116,7 @@ pub struct JobReport {
     pub manifest: Option<Manifest>,
     /// Its action key, once its inputs were known.
     pub key: Option<ActionKey>,
-    /// Time from leaving the queue to the final state.
+    /// Time spent running (for a cached job, the cache lookup).
     pub elapsed: Duration,
 }
 
@@ -419,6 +419,8 @@ async fn execute(
         .acquire()
         .await
         .expect("the semaphore is never closed");
+    // Time spent waiting for a slot is not the job's.
+    let started = Instant::now();
     services.events.event(&plan, &Event::Running(req.id));
     let outcome = services.executor.execute(req).await;
     let status = match &outcome {
