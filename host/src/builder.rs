@@ -96,7 +96,10 @@ pub fn build_dir(dir: &Path, store: &Store) -> Result<Built, BuildError> {
         .put_bytes(&fs::read(&wasm).map_err(io_err)?)
         .map_err(io_err)?;
     fs::create_dir_all(record.parent().expect("has a parent")).map_err(io_err)?;
-    fs::write(&record, stored.digest.to_hex()).map_err(io_err)?;
+    // Atomically: another process may be reading the index right now.
+    let mut tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp")).map_err(io_err)?;
+    std::io::Write::write_all(&mut tmp, stored.digest.to_hex().as_bytes()).map_err(io_err)?;
+    tmp.persist(&record).map_err(|e| io_err(e.error))?;
     Ok(Built {
         stored,
         fresh: true,

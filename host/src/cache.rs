@@ -32,6 +32,14 @@ pub enum Value {
 }
 
 impl Value {
+    /// A short description: a digest prefix and size, or a list length.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::Blob { digest, size } => format!("{} ({size} B)", short(digest)),
+            Value::List(items) => format!("a list of {}", items.len()),
+        }
+    }
+
     /// Every blob digest in this value.
     pub fn digests(&self) -> Vec<Digest> {
         let mut out = Vec::new();
@@ -63,63 +71,128 @@ impl Default for SandboxKey {
     }
 }
 
-/// Everything that determines a command job's result.
-#[derive(Debug, Clone)]
-pub struct KeyInputs<'a> {
+/// Everything that determines a command job's result: the key is computed
+/// from exactly this, and it is recorded so `cairn why` can say what changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionInputs {
     /// The component's digest.
     pub component: Digest,
     /// argv after argv[0].
-    pub argv: &'a [String],
-    /// Declared inputs and their values.
-    pub inputs: &'a [(String, Value)],
+    pub argv: Vec<String>,
+    /// Declared inputs and their values, by name.
+    pub inputs: BTreeMap<String, Value>,
     /// Declared outputs.
-    pub outputs: &'a [String],
+    pub outputs: Vec<String>,
     /// The output that keeps standard output, if any.
-    pub stdout: Option<&'a str>,
-    /// Sandbox settings.
-    pub sandbox: SandboxKey,
+    pub stdout: Option<String>,
+    /// The sandbox profile (see [`SandboxKey`]).
+    pub sandbox: u32,
 }
 
-/// Computes a job's action key over a canonical, versioned, length-prefixed
-/// encoding. Inputs and outputs are sorted by name: their order in the file
-/// does not change what the job sees. Nothing from the host enters it.
-pub fn action_key(k: &KeyInputs<'_>) -> ActionKey {
-    let mut e = Encoder(blake3::Hasher::new());
-    e.bytes(b"cairn action");
-    e.u64(u64::from(CACHE_FORMAT));
-    e.tag(b'c');
-    e.bytes(&k.component.0);
-    e.tag(b'a');
-    e.u64(k.argv.len() as u64);
-    for a in k.argv {
-        e.bytes(a.as_bytes());
-    }
-    let mut inputs: Vec<&(String, Value)> = k.inputs.iter().collect();
-    inputs.sort_by(|a, b| a.0.cmp(&b.0));
-    e.tag(b'i');
-    e.u64(inputs.len() as u64);
-    for (name, value) in inputs {
-        e.bytes(name.as_bytes());
-        e.value(value);
-    }
-    let mut outputs: Vec<&String> = k.outputs.iter().collect();
-    outputs.sort();
-    e.tag(b'o');
-    e.u64(outputs.len() as u64);
-    for o in outputs {
-        e.bytes(o.as_bytes());
-    }
-    e.tag(b's');
-    match k.stdout {
-        Some(s) => {
-            e.tag(1);
-            e.bytes(s.as_bytes());
+impl ActionInputs {
+    /// The action key over a canonical, versioned, length-prefixed encoding.
+    /// Inputs and outputs are in name order: their order in the file does
+    /// not change what the job sees. Nothing from the host enters it.
+    pub fn key(&self) -> ActionKey {
+        let mut e = Encoder(blake3::Hasher::new());
+        e.bytes(b"cairn action");
+        e.u64(u64::from(CACHE_FORMAT));
+        e.tag(b'c');
+        e.bytes(&self.component.0);
+        e.tag(b'a');
+        e.u64(self.argv.len() as u64);
+        for a in &self.argv {
+            e.bytes(a.as_bytes());
         }
-        None => e.tag(0),
+        e.tag(b'i');
+        e.u64(self.inputs.len() as u64);
+        for (name, value) in &self.inputs {
+            e.bytes(name.as_bytes());
+            e.value(value);
+        }
+        let mut outputs: Vec<&String> = self.outputs.iter().collect();
+        outputs.sort();
+        e.tag(b'o');
+        e.u64(outputs.len() as u64);
+        for o in outputs {
+            e.bytes(o.as_bytes());
+        }
+        e.tag(b's');
+        match &self.stdout {
+            Some(s) => {
+                e.tag(1);
+                e.bytes(s.as_bytes());
+            }
+            None => e.tag(0),
+        }
+        e.tag(b'x');
+        e.u64(u64::from(self.sandbox));
+        ActionKey(*e.0.finalize().as_bytes())
     }
-    e.tag(b'x');
-    e.u64(u64::from(k.sandbox.profile));
-    ActionKey(*e.0.finalize().as_bytes())
+
+    /// How `self` differs from `earlier` (the same job in an earlier run),
+    /// one sentence per difference; empty when the keys are equal.
+    pub fn differences(&self, earlier: &ActionInputs) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.component != earlier.component {
+            out.push(format!(
+                "the component changed: {} → {}",
+                short(&earlier.component),
+                short(&self.component)
+            ));
+        }
+        for i in 0..self.argv.len().max(earlier.argv.len()) {
+            match (earlier.argv.get(i), self.argv.get(i)) {
+                (Some(a), Some(b)) if a != b => {
+                    out.push(format!("argument {} changed: {a:?} → {b:?}", i + 1))
+                }
+                (None, Some(b)) => out.push(format!("argument {} was added: {b:?}", i + 1)),
+                (Some(a), None) => out.push(format!("argument {} was removed: {a:?}", i + 1)),
+                _ => {}
+            }
+        }
+        for (name, v) in &self.inputs {
+            match earlier.inputs.get(name) {
+                None => out.push(format!("input `{name}` was added")),
+                Some(old) if old != v => out.push(format!(
+                    "input `{name}` changed: {} → {}",
+                    old.describe(),
+                    v.describe()
+                )),
+                Some(_) => {}
+            }
+        }
+        for name in earlier
+            .inputs
+            .keys()
+            .filter(|n| !self.inputs.contains_key(*n))
+        {
+            out.push(format!("input `{name}` was removed"));
+        }
+        let declared = |a: &ActionInputs| {
+            let mut o: Vec<String> = a.outputs.iter().chain(&a.stdout).cloned().collect();
+            o.sort();
+            o
+        };
+        if declared(self) != declared(earlier) {
+            out.push(format!(
+                "declared outputs changed: {:?} → {:?}",
+                declared(earlier),
+                declared(self)
+            ));
+        }
+        if self.sandbox != earlier.sandbox {
+            out.push(format!(
+                "the sandbox profile changed: {} → {}",
+                earlier.sandbox, self.sandbox
+            ));
+        }
+        out
+    }
+}
+
+fn short(d: &Digest) -> String {
+    d.to_hex()[..12].to_string()
 }
 
 struct Encoder(blake3::Hasher);
@@ -163,6 +236,9 @@ pub struct Manifest {
     pub stderr: Digest,
     /// How long the execution took, in milliseconds.
     pub exec_ms: u64,
+    /// The largest linear memory the job asked for, in bytes.
+    #[serde(default)]
+    pub peak_memory: u64,
 }
 
 impl Manifest {
@@ -235,20 +311,21 @@ mod tests {
     }
 
     fn key(argv: &[&str], inputs: &[(&str, Value)], outputs: &[&str]) -> ActionKey {
-        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        let inputs: Vec<(String, Value)> = inputs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.clone()))
-            .collect();
-        let outputs: Vec<String> = outputs.iter().map(|s| s.to_string()).collect();
-        action_key(&KeyInputs {
+        action(argv, inputs, outputs).key()
+    }
+
+    fn action(argv: &[&str], inputs: &[(&str, Value)], outputs: &[&str]) -> ActionInputs {
+        ActionInputs {
             component: Digest::of(b"component"),
-            argv: &argv,
-            inputs: &inputs,
-            outputs: &outputs,
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            inputs: inputs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.clone()))
+                .collect(),
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
             stdout: None,
-            sandbox: SandboxKey::default(),
-        })
+            sandbox: SandboxKey::default().profile,
+        }
     }
 
     #[test]
@@ -304,6 +381,29 @@ mod tests {
     }
 
     #[test]
+    fn differences_name_what_changed() {
+        let before = action(
+            &["--top", "3"],
+            &[("a", blob(b"1")), ("b", blob(b"2"))],
+            &["o"],
+        );
+        assert!(before.differences(&before).is_empty());
+        let after = action(
+            &["--top", "4"],
+            &[("a", blob(b"1")), ("c", blob(b"2"))],
+            &["o"],
+        );
+        assert_eq!(
+            after.differences(&before),
+            [
+                "argument 2 changed: \"3\" → \"4\"",
+                "input `c` was added",
+                "input `b` was removed"
+            ]
+        );
+    }
+
+    #[test]
     fn a_hit_needs_every_blob() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
@@ -323,6 +423,7 @@ mod tests {
             stdout: empty.digest,
             stderr: empty.digest,
             exec_ms: 1,
+            peak_memory: 65536,
         };
         let k = key(&[], &[], &["o"]);
         assert_eq!(cache.lookup(&k), None);

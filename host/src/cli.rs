@@ -4,15 +4,17 @@
 use crate::cache::Value;
 use crate::digest::Digest;
 use crate::plan::{Overrides, Plan};
+use crate::records::{JobRow, RecordError, RunRow, RunStatus, failure_line};
 use crate::runtime::ExecLimits;
 use crate::scheduler::{Event, EventSink, JobStatus, RunOptions, RunReport, SkipReason};
 use crate::spec::{parse_duration, parse_size};
 use crate::store::Store;
-use crate::workflow::{self, Error};
+use crate::workflow::{self, Error, NoEvents, ResultsError, Run, Wait};
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,13 +26,19 @@ pub const EXIT_JOB_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code: the host failed (store, engine); not the workflow's fault.
 pub const EXIT_HOST: i32 = 3;
+/// Exit code: the run is still going (`results` without `--wait`, or `--timeout` ran out).
+pub const EXIT_RUNNING: i32 = 4;
 
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success: every job succeeded (executed or cached)
-  1  a job failed; jobs depending on it were skipped
-  2  bad usage or an invalid workflow (reported with file:line:col); nothing ran
-  3  cairn or the machine failed (store, engine), not the workflow";
+  1  a job failed (or, for queries, the run failed or was interrupted)
+  2  bad usage, an invalid workflow (reported with file:line:col), or no such run; nothing ran
+  3  cairn or the machine failed (store, engine, records), not the workflow
+  4  the run is still going (`results` without --wait, or --timeout ran out)
+
+Query commands read the store given by --store or CAIRN_STORE, else ./.cairn.
+A RUN is any unique prefix of a run id, as with git.";
 
 /// Run workflows of sandboxed WebAssembly components, cached by content.
 #[derive(Debug, Parser)]
@@ -40,21 +48,129 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, clap::Args)]
+struct StoreArg {
+    /// The store directory [default: ./.cairn].
+    #[arg(long, env = "CAIRN_STORE")]
+    store: Option<PathBuf>,
+}
+
+impl StoreArg {
+    fn dir(&self) -> PathBuf {
+        self.store
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".cairn"))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a workflow: plan it, then execute every job not already cached.
     Run(RunArgs),
+    /// Recent runs, newest first.
+    Runs {
+        /// Only runs of this workflow (by name).
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only runs in this state: running, succeeded, failed, interrupted.
+        #[arg(long, value_parser = run_status)]
+        status: Option<RunStatus>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// A run's state and each job's, in dependency order.
+    Status {
+        /// The run (any unique prefix of its id).
+        run: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// The logs (stdout, then stderr) of a run's jobs.
+    Logs {
+        /// The run.
+        run: String,
+        /// Only this job.
+        job: Option<String>,
+        /// Keep printing logs as jobs finish, until the run ends.
+        #[arg(short, long)]
+        follow: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// A run's outputs: digest, size and store path of each.
+    Results {
+        /// The run.
+        run: String,
+        /// Wait for the run to end (from any process).
+        #[arg(long)]
+        wait: bool,
+        /// With --wait, give up after this long (exit code 4).
+        #[arg(long, value_parser = duration, requires = "wait")]
+        timeout: Option<Duration>,
+        /// Every job's outputs, not only the final ones (of jobs nothing depends on).
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
     /// Print a blob from the store (checked against its digest) to stdout.
     Cat {
         /// The blob's digest (64 hex digits).
         digest: String,
-        /// The store (default: ./.cairn).
-        #[arg(long, env = "CAIRN_STORE")]
-        store: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Copy one output of a run out of the store (a list becomes a directory).
+    Get {
+        /// The run.
+        run: String,
+        /// The job's name, as `cairn status` shows it.
+        job: String,
+        /// The output's name.
+        output: String,
+        /// Where to write it.
+        #[arg(short, long)]
+        out: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Metrics recorded by a run's jobs.
+    Metrics {
+        /// The run.
+        run: String,
+        /// Only this job.
+        job: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Why a job executed instead of hitting the cache: what changed in its
+    /// key since the same job's most recent earlier run.
+    Why {
+        /// The run.
+        run: String,
+        /// The job's name, as `cairn status` shows it.
+        job: String,
+        #[command(flatten)]
+        store: StoreArg,
     },
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 struct RunArgs {
     /// The workflow file (YAML).
     workflow: PathBuf,
@@ -85,6 +201,13 @@ struct RunArgs {
     /// Print only failures and the final summary.
     #[arg(short, long)]
     quiet: bool,
+    /// Print the new run's id and return at once; the run goes on in the
+    /// background (follow it with status, logs, results --wait).
+    #[arg(short, long)]
+    detach: bool,
+    /// Internal: this process is the background half of --detach.
+    #[arg(long, hide = true)]
+    detached_child: bool,
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -101,6 +224,18 @@ fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).ok_or_else(|| format!("expected a duration such as 30s or 5m, got `{s}`"))
 }
 
+fn run_status(s: &str) -> Result<RunStatus, String> {
+    [
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Interrupted,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == s)
+    .ok_or_else(|| format!("expected running, succeeded, failed or interrupted, got `{s}`"))
+}
+
 /// Runs the CLI with these arguments (including argv[0]) and returns the exit code.
 pub fn main<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> i32 {
     let cli = match Cli::try_parse_from(args) {
@@ -110,32 +245,415 @@ pub fn main<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> i3
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
-    match cli.command {
-        Command::Run(args) => run(args),
-        Command::Cat { digest, store } => cat(&digest, store),
+    let result = match cli.command {
+        Command::Run(args) => return run(args),
+        Command::Runs {
+            workflow,
+            status,
+            limit,
+            json,
+            store,
+        } => runs(&store.dir(), workflow.as_deref(), status, limit, json),
+        Command::Status { run, json, store } => status(&store.dir(), &run, json),
+        Command::Logs {
+            run,
+            job,
+            follow,
+            store,
+        } => logs(&store.dir(), &run, job.as_deref(), follow),
+        Command::Results {
+            run,
+            wait,
+            timeout,
+            all,
+            json,
+            store,
+        } => {
+            let wait = match (wait, timeout) {
+                (false, _) => Wait::No,
+                (true, Some(t)) => Wait::Up(t),
+                (true, None) => Wait::Forever,
+            };
+            results(&store.dir(), &run, wait, all, json)
+        }
+        Command::Cat { digest, store } => cat(&store.dir(), &digest),
+        Command::Get {
+            run,
+            job,
+            output,
+            out,
+            store,
+        } => get(&store.dir(), &run, &job, &output, &out),
+        Command::Metrics {
+            run,
+            job,
+            json,
+            store,
+        } => metrics(&store.dir(), &run, job.as_deref(), json),
+        Command::Why { run, job, store } => why(&store.dir(), &run, &job),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
     }
 }
 
-fn cat(digest: &str, store: Option<PathBuf>) -> i32 {
-    let digest: Digest = match digest.parse() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let dir = store.unwrap_or_else(|| PathBuf::from(".cairn"));
-    let result = Store::open(&dir).and_then(|s| s.read(&digest));
-    match result {
-        Ok(bytes) => {
-            let _ = std::io::stdout().write_all(&bytes);
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: blob {digest} in {}: {e}", dir.display());
-            EXIT_HOST
+/// Errors of the query commands, each with its exit code.
+#[derive(Debug, thiserror::Error)]
+enum QueryError {
+    #[error(transparent)]
+    Records(#[from] RecordError),
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Host(String),
+}
+
+impl QueryError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            QueryError::Records(
+                RecordError::NoSuchRun(_)
+                | RecordError::Ambiguous { .. }
+                | RecordError::NoSuchJob { .. },
+            )
+            | QueryError::Usage(_) => EXIT_USAGE,
+            QueryError::Results(ResultsError::Running(_) | ResultsError::TimedOut { .. }) => {
+                EXIT_RUNNING
+            }
+            QueryError::Results(ResultsError::Records(e)) => {
+                QueryError::Records(RecordError::Io(std::io::Error::other(e.to_string())))
+                    .exit_code()
+            }
+            QueryError::Records(_) | QueryError::Host(_) => EXIT_HOST,
         }
     }
+}
+
+type Query = Result<i32, QueryError>;
+
+fn open_run(store: &Path, run: &str) -> Result<Run, QueryError> {
+    if !store.join("runs.db").exists() {
+        return Err(QueryError::Usage(format!(
+            "no runs recorded in {} (use --store or CAIRN_STORE to name the store)",
+            store.display()
+        )));
+    }
+    Ok(Run::open(store, run)?)
+}
+
+fn job_named<'a>(run: &Run, jobs: &'a [JobRow], name: &str) -> Result<&'a JobRow, QueryError> {
+    jobs.iter().find(|j| j.name == name).ok_or_else(|| {
+        let mut msg = RecordError::NoSuchJob {
+            run: run.id().to_string(),
+            job: name.to_string(),
+        }
+        .to_string();
+        if let Some(best) = crate::diag::did_you_mean(name, jobs.iter().map(|j| j.name.as_str())) {
+            msg.push_str(&format!("; did you mean `{best}`?"));
+        }
+        QueryError::Usage(msg)
+    })
+}
+
+fn exit_for(row: &RunRow) -> i32 {
+    match row.status {
+        RunStatus::Succeeded => EXIT_OK,
+        RunStatus::Running => EXIT_RUNNING,
+        RunStatus::Failed | RunStatus::Interrupted => EXIT_JOB_FAILED,
+    }
+}
+
+fn ago(ms: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let s = (now - ms).max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s ago"),
+        60..3600 => format!("{}m ago", s / 60),
+        3600..86400 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86400),
+    }
+}
+
+fn took(row_start: Option<i64>, row_end: Option<i64>) -> String {
+    match (row_start, row_end) {
+        (Some(a), Some(b)) => secs(Duration::from_millis((b - a).max(0) as u64)),
+        _ => String::new(),
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
+}
+
+fn runs(
+    store: &Path,
+    workflow: Option<&str>,
+    status: Option<RunStatus>,
+    limit: usize,
+    json: bool,
+) -> Query {
+    if !store.join("runs.db").exists() {
+        if json {
+            println!("[]");
+        } else {
+            println!("no runs in {}", store.display());
+        }
+        return Ok(EXIT_OK);
+    }
+    let records = crate::records::Records::open(store)?;
+    let rows = records.runs(workflow, status, limit)?;
+    if json {
+        print_json(&rows);
+    } else {
+        for r in &rows {
+            println!(
+                "{}  {:<11}  {:<20}  {:>9}  {}",
+                r.id,
+                r.status,
+                r.workflow,
+                took(Some(r.started_ms), r.ended_ms),
+                ago(r.started_ms)
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn status(store: &Path, run: &str, json: bool) -> Query {
+    let run = open_run(store, run)?;
+    let row = run.status()?;
+    let jobs = run.jobs()?;
+    if json {
+        print_json(&serde_json::json!({ "run": row, "jobs": jobs }));
+        return Ok(exit_for(&row));
+    }
+    println!(
+        "run {}  {}  workflow {} ({})  started {}{}",
+        row.id,
+        row.status,
+        row.workflow,
+        row.workflow_path,
+        ago(row.started_ms),
+        row.ended_ms
+            .map(|e| format!(", took {}", took(Some(row.started_ms), Some(e))))
+            .unwrap_or_default()
+    );
+    if let Some(e) = &row.error {
+        println!("  error: {}", e.lines().next().unwrap_or_default());
+    }
+    for j in &jobs {
+        let detail = failure_line(j)
+            .map(|f| format!("  {f}"))
+            .unwrap_or_default();
+        println!(
+            "  {:<10} {:<24} {:>9}{detail}",
+            j.status,
+            j.name,
+            took(j.started_ms, j.ended_ms)
+        );
+    }
+    Ok(exit_for(&row))
+}
+
+fn print_job_log(store: &Store, job: &JobRow) {
+    println!("== {} ({})", job.name, job.status);
+    let mut out = std::io::stdout().lock();
+    for digest in [&job.stdout, &job.stderr].into_iter().flatten() {
+        if let Ok(d) = digest.parse::<Digest>()
+            && let Ok(bytes) = store.read(&d)
+        {
+            let _ = out.write_all(&bytes);
+            if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+                let _ = writeln!(out);
+            }
+        }
+    }
+}
+
+fn logs(store_dir: &Path, run: &str, job: Option<&str>, follow: bool) -> Query {
+    let run = open_run(store_dir, run)?;
+    let store = Store::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?;
+    if let Some(name) = job {
+        job_named(&run, &run.jobs()?, name)?;
+    }
+    let finished = |s: &str| !matches!(s, "pending" | "queued" | "running");
+    let mut shown = std::collections::HashSet::new();
+    loop {
+        let row = run.status()?;
+        for j in run.jobs()? {
+            if job.is_some_and(|n| n != j.name) || !finished(&j.status) || shown.contains(&j.job) {
+                continue;
+            }
+            shown.insert(j.job);
+            print_job_log(&store, &j);
+        }
+        if !follow || row.status.is_final() {
+            return Ok(if follow { exit_for(&row) } else { EXIT_OK });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn results(store_dir: &Path, run: &str, wait: Wait, all: bool, json: bool) -> Query {
+    let run = open_run(store_dir, run)?;
+    let (row, mut outputs) = run.results(wait)?;
+    if !all {
+        let jobs = run.jobs()?;
+        let consumed: std::collections::HashSet<i64> =
+            jobs.iter().flat_map(|j| j.deps.iter().copied()).collect();
+        let finals: std::collections::HashSet<&str> = jobs
+            .iter()
+            .filter(|j| !consumed.contains(&j.job))
+            .map(|j| j.name.as_str())
+            .collect();
+        outputs.retain(|o| finals.contains(o.job.as_str()));
+    }
+    if json {
+        print_json(&serde_json::json!({ "run": row, "outputs": outputs }));
+        return Ok(exit_for(&row));
+    }
+    println!("run {}  {}", row.id, row.status);
+    let store = Store::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?;
+    let mut lines = Vec::new();
+    for o in &outputs {
+        output_lines(
+            &format!("{}.{}", o.job, o.name),
+            &o.value,
+            &store,
+            store_dir,
+            &mut lines,
+        );
+    }
+    for l in lines {
+        println!("  {l}");
+    }
+    Ok(exit_for(&row))
+}
+
+fn cat(store_dir: &Path, digest: &str) -> Query {
+    let digest: Digest = digest.parse().map_err(QueryError::Usage)?;
+    let bytes = Store::open(store_dir)
+        .and_then(|s| s.read(&digest))
+        .map_err(|e| QueryError::Host(format!("blob {digest} in {}: {e}", store_dir.display())))?;
+    let _ = std::io::stdout().write_all(&bytes);
+    Ok(EXIT_OK)
+}
+
+fn get(store_dir: &Path, run: &str, job: &str, output: &str, dest: &Path) -> Query {
+    let run = open_run(store_dir, run)?;
+    job_named(&run, &run.jobs()?, job)?;
+    let outputs = run.records().outputs(run.id())?;
+    let Some(found) = outputs.iter().find(|o| o.job == job && o.name == output) else {
+        let names: Vec<&str> = outputs
+            .iter()
+            .filter(|o| o.job == job)
+            .map(|o| o.name.as_str())
+            .collect();
+        return Err(QueryError::Usage(format!(
+            "job `{job}` of run {} has no output `{output}` (it has: {})",
+            run.id(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
+    };
+    let store = Store::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?;
+    write_value(&store, &found.value, dest)
+        .map_err(|e| QueryError::Host(format!("writing {}: {e}", dest.display())))?;
+    Ok(EXIT_OK)
+}
+
+fn write_value(store: &Store, value: &Value, dest: &Path) -> std::io::Result<()> {
+    match value {
+        Value::Blob { digest, .. } => std::fs::write(dest, store.read(digest)?),
+        Value::List(items) => {
+            std::fs::create_dir_all(dest)?;
+            for (i, v) in items.iter().enumerate() {
+                write_value(store, v, &dest.join(i.to_string()))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn metrics(store_dir: &Path, run: &str, job: Option<&str>, json: bool) -> Query {
+    let run = open_run(store_dir, run)?;
+    if let Some(name) = job {
+        job_named(&run, &run.jobs()?, name)?;
+    }
+    let rows: Vec<_> = run
+        .records()
+        .metrics(run.id())?
+        .into_iter()
+        .filter(|m| job.is_none_or(|j| j == m.job))
+        .collect();
+    if json {
+        print_json(&rows);
+    } else if rows.is_empty() {
+        println!("no metrics recorded");
+    } else {
+        for m in rows {
+            let step = m.step.map(|s| format!(" step {s}")).unwrap_or_default();
+            println!("{}  {}{step}  {}", m.job, m.name, m.value);
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn why(store_dir: &Path, run: &str, job: &str) -> Query {
+    let run = open_run(store_dir, run)?;
+    let row = run.status()?;
+    let jobs = run.jobs()?;
+    let this = job_named(&run, &jobs, job)?;
+    match this.status.as_str() {
+        "cached" => {
+            println!("{job} did not execute: its result came from the cache");
+            return Ok(EXIT_OK);
+        }
+        "executed" | "failed" => {}
+        other => {
+            println!("{job} did not execute: it is {other}");
+            return Ok(EXIT_OK);
+        }
+    }
+    let Some(now) = &this.key_inputs else {
+        println!("{job} executed before its inputs were known; nothing to compare");
+        return Ok(EXIT_OK);
+    };
+    match run.records().previous_job(&row, job)? {
+        None => println!(
+            "{job} executed: no earlier run of workflow `{}` has a job `{job}`",
+            row.workflow
+        ),
+        Some((earlier_run, earlier)) => {
+            let Some(before) = &earlier.key_inputs else {
+                unreachable!("previous_job requires a key")
+            };
+            let diffs = now.differences(before);
+            if diffs.is_empty() {
+                println!(
+                    "{job} executed although its key is the same as in run {earlier_run}: the result was not in the cache \
+                     (--no-cache, a failure there, or the entry or one of its blobs was removed)"
+                );
+            } else {
+                println!("{job} executed: compared with run {earlier_run},");
+                for d in diffs {
+                    println!("  - {d}");
+                }
+            }
+        }
+    }
+    Ok(EXIT_OK)
 }
 
 fn run(args: RunArgs) -> i32 {
@@ -143,23 +661,19 @@ fn run(args: RunArgs) -> i32 {
         params: args.params.clone(),
         inputs: args.inputs.clone(),
     };
+    // Planning errors are reported here, before anything is recorded, even
+    // for --detach: they are the caller's to fix.
     let loaded = match workflow::load(&args.workflow, &overrides) {
         Ok(l) => l,
         Err(e) => return report_error(&e),
     };
+    if args.detach {
+        return detach();
+    }
     let store_dir = args
         .store
         .clone()
         .unwrap_or_else(|| workflow::default_store(&loaded));
-    let (store, runtime) = match workflow::open(&store_dir) {
-        Ok(x) => x,
-        Err(e) => return report_error(&e),
-    };
-    let printer = Arc::new(Printer::new(args.quiet, store.clone()));
-    let prepared = match workflow::prepare(&loaded, &store, &mut |note| printer.note(note)) {
-        Ok(p) => p,
-        Err(e) => return report_error(&e),
-    };
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -173,36 +687,89 @@ fn run(args: RunArgs) -> i32 {
             timeout: args.timeout,
         },
     };
-    // Wasm runs on the async workers; one more keeps the scheduler and
-    // progress display responsive while every job slot is busy.
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(jobs + 1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return report_error(&Error::Host(format!("starting the async runtime: {e}"))),
+    let store = match Store::open(&store_dir) {
+        Ok(s) => Arc::new(s),
+        Err(e) => return report_error(&Error::Host(format!("store {}: {e}", store_dir.display()))),
     };
-    let report = rt.block_on(async {
-        let ticker = printer.clone().start_ticker(&loaded.plan);
-        let report = workflow::execute(
-            &loaded,
-            &prepared,
-            store.clone(),
-            runtime,
-            printer.clone(),
-            &opts,
-        )
-        .await;
-        ticker.abort();
-        report
-    });
-    printer.summary(&loaded.plan, &report, &store, &store_dir);
-    if report.success() {
-        EXIT_OK
+    let quiet = args.quiet || args.detached_child;
+    let printer = Arc::new(Printer::new(quiet, store.clone()));
+    let events: Arc<dyn EventSink> = if args.detached_child {
+        Arc::new(NoEvents)
     } else {
-        EXIT_JOB_FAILED
+        printer.clone()
+    };
+    let note_printer = printer.clone();
+    let plan = loaded.plan.clone();
+    let started = match workflow::start(
+        loaded,
+        &store_dir,
+        opts,
+        events,
+        Box::new(move |n| note_printer.note(n)),
+    ) {
+        Ok(s) => s,
+        Err(e) => return report_error(&e),
+    };
+    if args.detached_child {
+        // The parent relays this line and exits; nothing else goes to stdout.
+        println!("{}", started.run.id());
+        let _ = std::io::stdout().flush();
     }
+    let ticker = printer.clone().start_ticker(&plan);
+    let result = started.join();
+    ticker.stop();
+    match result {
+        Ok(report) => {
+            if !args.detached_child {
+                printer.summary(&plan, &report, &store, &store_dir);
+            }
+            if report.success() {
+                EXIT_OK
+            } else {
+                EXIT_JOB_FAILED
+            }
+        }
+        Err(e) => report_error(&e),
+    }
+}
+
+/// Re-runs this command line as a background process (in its own process
+/// group, so a terminal's signals do not reach it), relays the run id it
+/// prints once the run is recorded, and returns.
+fn detach() -> i32 {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return report_error(&Error::Host(format!("finding the cairn executable: {e}"))),
+    };
+    let args: Vec<OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--detach" && a != "-d")
+        .chain([OsString::from("--detached-child")])
+        .collect();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return report_error(&Error::Host(format!("starting the background run: {e}"))),
+    };
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("piped");
+    let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+    if line.trim().is_empty() {
+        // It failed before recording a run: show why.
+        let out = child.wait_with_output();
+        if let Ok(out) = out {
+            let _ = std::io::stderr().write_all(&out.stderr);
+            return out.status.code().unwrap_or(EXIT_HOST);
+        }
+        return EXIT_HOST;
+    }
+    println!("{}", line.trim());
+    EXIT_OK
 }
 
 fn report_error(e: &Error) -> i32 {
@@ -211,6 +778,18 @@ fn report_error(e: &Error) -> i32 {
         EXIT_USAGE
     } else {
         EXIT_HOST
+    }
+}
+
+struct Ticker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Ticker {
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.thread.join();
     }
 }
 
@@ -258,17 +837,19 @@ impl Printer {
         let _ = writeln!(err, "{text}");
     }
 
-    fn start_ticker(self: Arc<Self>, plan: &Arc<Plan>) -> tokio::task::JoinHandle<()> {
+    /// Redraws the live status line every 100 ms until stopped.
+    fn start_ticker(self: Arc<Self>, plan: &Arc<Plan>) -> Ticker {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
         let plan = plan.clone();
-        tokio::spawn(async move {
-            if !self.live {
-                return;
-            }
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        let live = self.live;
+        let thread = std::thread::spawn(move || {
+            while live && !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
                 self.redraw(&plan);
             }
-        })
+        });
+        Ticker { stop, thread }
     }
 
     fn redraw(&self, plan: &Plan) {
@@ -393,7 +974,8 @@ impl EventSink for Printer {
                     st.queued = st.queued.saturating_sub(1);
                     st.running.push((*id, Instant::now()));
                 }
-                Event::Done(id, status, _) => {
+                Event::Done(id, report) => {
+                    let status = &report.status;
                     if st.running.iter().any(|(r, _)| r == id) {
                         st.running.retain(|(r, _)| r != id);
                     } else if !matches!(status, JobStatus::Skipped(_)) {
@@ -411,7 +993,8 @@ impl EventSink for Printer {
                     self.line(&format!("running  {}", name(*id)));
                 }
             }
-            Event::Done(id, status, elapsed) => {
+            Event::Done(id, report) => {
+                let (status, elapsed) = (&report.status, &report.elapsed);
                 let text = match status {
                     JobStatus::Executed => format!("done     {} ({})", name(*id), secs(*elapsed)),
                     JobStatus::Cached => format!("cached   {}", name(*id)),

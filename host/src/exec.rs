@@ -26,16 +26,23 @@ impl WasmExecutor {
 
     async fn run(&self, req: JobRequest) -> Result<Manifest, Failure> {
         let pre = self.runtime.command(&req.component).await?;
-        let dir = JobDir::create(&self.store, &req.inputs)
+        let dir = JobDir::create(&self.store, &req.action.inputs)
             .map_err(|e| Failure::host("staging inputs", e))?;
         let wasi = dir
-            .wasi(&req.name, &req.argv)
+            .wasi(&req.name, &req.action.argv)
             .map_err(|e| Failure::host("preparing the sandbox", e))?;
         let started = Instant::now();
         let ran = self.runtime.run(&pre, wasi, req.limits).await;
         let exec_ms = started.elapsed().as_millis() as u64;
         let collected = ran
-            .and_then(|()| dir.collect(&self.store, &req.outputs, req.stdout.as_deref()))
+            .and_then(|stats| {
+                let c = dir.collect(
+                    &self.store,
+                    &req.action.outputs,
+                    req.action.stdout.as_deref(),
+                )?;
+                Ok((c, stats))
+            })
             .map_err(|mut failure| {
                 // Keep whatever the job printed: it is how people debug it.
                 if let Ok((out, err)) = dir.logs(&self.store) {
@@ -44,12 +51,14 @@ impl WasmExecutor {
                 }
                 failure
             })?;
+        let (collected, stats) = collected;
         Ok(Manifest {
             format: CACHE_FORMAT,
             outputs: collected.outputs,
             stdout: collected.stdout,
             stderr: collected.stderr,
             exec_ms,
+            peak_memory: stats.peak_memory,
         })
     }
 }

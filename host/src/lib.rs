@@ -30,6 +30,7 @@ pub mod digest;
 pub mod exec;
 pub mod outcome;
 pub mod plan;
+pub mod records;
 pub mod runtime;
 pub mod sandbox;
 pub mod scheduler;

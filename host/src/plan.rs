@@ -24,6 +24,8 @@ pub type JobId = usize;
 pub struct Plan {
     /// The workflow's name.
     pub name: String,
+    /// Parameter values after command-line overrides.
+    pub params: BTreeMap<String, String>,
     /// Workflow inputs and the host paths they come from.
     pub inputs: Vec<PlannedInput>,
     /// Every job after matrix expansion, dependencies before dependents.
@@ -194,6 +196,7 @@ pub fn plan(wf: &Workflow, overrides: &Overrides) -> Result<Plan, Diagnostics> {
     }
     Ok(Plan {
         name: wf.name.clone(),
+        params,
         inputs,
         jobs,
     })

@@ -37,6 +37,13 @@ pub struct ExecLimits {
     pub timeout: Duration,
 }
 
+/// What an execution measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExecStats {
+    /// The largest linear memory the guest asked for, in bytes.
+    pub peak_memory: u64,
+}
+
 /// The per-job state a `Store` holds.
 pub struct JobState {
     wasi: WasiCtx,
@@ -59,6 +66,7 @@ impl WasiView for JobState {
 struct MemoryLimiter {
     max: usize,
     hit: bool,
+    peak: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -72,6 +80,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.hit = true;
             return Ok(false);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 
@@ -177,13 +186,14 @@ impl Runtime {
         pre: &CommandPre<JobState>,
         wasi: WasiCtx,
         limits: ExecLimits,
-    ) -> Result<(), Failure> {
+    ) -> Result<ExecStats, Failure> {
         let state = JobState {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 max: usize::try_from(limits.memory).unwrap_or(usize::MAX),
                 hit: false,
+                peak: 0,
             },
         };
         let mut store = Store::new(&self.engine, state);
@@ -203,15 +213,18 @@ impl Runtime {
             Err(_) => return Err(timeout(limits.timeout)),
         };
         let oom = store.data().limiter.hit;
+        let stats = ExecStats {
+            peak_memory: store.data().limiter.peak as u64,
+        };
         match result {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => Ok(stats),
             Ok(Err(())) if oom => Err(out_of_memory(limits.memory)),
             Ok(Err(())) => Err(Failure::new(
                 FailureKind::Exit,
                 "the program exited with a failure status",
             )),
             Err(e) => match e.downcast_ref::<I32Exit>() {
-                Some(I32Exit(0)) => Ok(()),
+                Some(I32Exit(0)) => Ok(stats),
                 Some(I32Exit(code)) => {
                     Err(Failure::new(FailureKind::Exit, format!("exit code {code}")))
                 }

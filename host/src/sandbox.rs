@@ -35,7 +35,7 @@ pub struct Collected {
 impl JobDir {
     /// Creates the directory and links each input into `in/`: a blob as the
     /// file `in/<name>`, a list as the directory `in/<name>/` holding `0`, `1`, ….
-    pub fn create(store: &Store, inputs: &[(String, Value)]) -> io::Result<JobDir> {
+    pub fn create(store: &Store, inputs: &BTreeMap<String, Value>) -> io::Result<JobDir> {
         let dir = store.scratch("job-")?;
         let job = JobDir { dir };
         fs::create_dir(job.in_dir())?;

@@ -2,7 +2,7 @@
 //! allowed, consulting the action cache first. It knows only traits (an
 //! executor, a cache, an event sink) and never prints: it reports events.
 
-use crate::cache::{ActionCache, KeyInputs, Manifest, SandboxKey, Value, action_key};
+use crate::cache::{ActionCache, ActionInputs, Manifest, SandboxKey, Value};
 use crate::digest::ActionKey;
 use crate::outcome::{Failure, FailureKind, Outcome};
 use crate::plan::{InputSource, JobId, Plan};
@@ -24,14 +24,8 @@ pub struct JobRequest {
     pub name: String,
     /// The component to run.
     pub component: ComponentRef,
-    /// Arguments after argv[0].
-    pub argv: Vec<String>,
-    /// Inputs, resolved to values.
-    pub inputs: Vec<(String, Value)>,
-    /// Declared outputs.
-    pub outputs: Vec<String>,
-    /// The output that keeps standard output, if any.
-    pub stdout: Option<String>,
+    /// What the job runs on: argv, resolved inputs, declared outputs.
+    pub action: ActionInputs,
     /// Limits for this execution.
     pub limits: ExecLimits,
     /// The job's action key.
@@ -60,7 +54,7 @@ pub enum Event {
     /// It started executing.
     Running(JobId),
     /// It reached its final state.
-    Done(JobId, JobStatus, Duration),
+    Done(JobId, Arc<JobReport>),
 }
 
 /// A job's final state.
@@ -116,6 +110,8 @@ pub struct JobReport {
     pub manifest: Option<Manifest>,
     /// Its action key, once its inputs were known.
     pub key: Option<ActionKey>,
+    /// What went into that key.
+    pub action: Option<ActionInputs>,
     /// Time spent running (for a cached job, the cache lookup).
     pub elapsed: Duration,
 }
@@ -170,9 +166,9 @@ pub async fn run(
             dependents[d].push(j.id);
         }
     }
-    let mut reports: Vec<Option<JobReport>> = vec![None; n];
+    let mut reports: Vec<Option<Arc<JobReport>>> = vec![None; n];
     let mut ready: Vec<JobId> = (0..n).filter(|&i| waiting[i] == 0).collect();
-    let mut set: JoinSet<(JobId, JobReport)> = JoinSet::new();
+    let mut set: JoinSet<(JobId, Arc<JobReport>)> = JoinSet::new();
     let permits = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let mut stopping = false;
 
@@ -245,7 +241,7 @@ pub async fn run(
     RunReport {
         jobs: reports
             .into_iter()
-            .map(|r| r.expect("every job reaches a final state"))
+            .map(|r| Arc::unwrap_or_clone(r.expect("every job reaches a final state")))
             .collect(),
         elapsed: started.elapsed(),
     }
@@ -257,6 +253,7 @@ fn skipped(reason: SkipReason) -> JobReport {
         outputs: BTreeMap::new(),
         manifest: None,
         key: None,
+        action: None,
         elapsed: Duration::ZERO,
     }
 }
@@ -264,14 +261,14 @@ fn skipped(reason: SkipReason) -> JobReport {
 fn finish(
     plan: &Plan,
     services: &Services,
-    reports: &mut [Option<JobReport>],
+    reports: &mut [Option<Arc<JobReport>>],
     id: JobId,
     report: JobReport,
 ) {
-    services.events.event(
-        plan,
-        &Event::Done(id, report.status.clone(), report.elapsed),
-    );
+    let report = Arc::new(report);
+    services
+        .events
+        .event(plan, &Event::Done(id, report.clone()));
     reports[id] = Some(report);
 }
 
@@ -280,7 +277,7 @@ fn finish(
 fn release(
     plan: &Plan,
     services: &Services,
-    reports: &mut [Option<JobReport>],
+    reports: &mut [Option<Arc<JobReport>>],
     waiting: &mut [usize],
     dependents: &[Vec<JobId>],
     id: JobId,
@@ -315,38 +312,35 @@ fn request(
     plan: &Plan,
     components: &[ComponentRef],
     inputs: &HashMap<String, Value>,
-    reports: &[Option<JobReport>],
+    reports: &[Option<Arc<JobReport>>],
     id: JobId,
     opts: &RunOptions,
 ) -> Result<JobRequest, Failure> {
     let job = &plan.jobs[id];
-    let values = job
+    let inputs = job
         .inputs
         .iter()
         .map(|(name, src)| Ok((name.clone(), resolve(plan, src, inputs, reports)?)))
-        .collect::<Result<Vec<_>, Failure>>()?;
+        .collect::<Result<_, Failure>>()?;
     let component = components[id].clone();
-    let key = action_key(&KeyInputs {
+    let action = ActionInputs {
         component: component.digest,
-        argv: &job.argv,
-        inputs: &values,
-        outputs: &job.outputs,
-        stdout: job.stdout.as_deref(),
-        sandbox: SandboxKey::default(),
-    });
+        argv: job.argv.clone(),
+        inputs,
+        outputs: job.outputs.clone(),
+        stdout: job.stdout.clone(),
+        sandbox: SandboxKey::default().profile,
+    };
     Ok(JobRequest {
         id,
         name: job.name.clone(),
         component,
-        argv: job.argv.clone(),
-        inputs: values,
-        outputs: job.outputs.clone(),
-        stdout: job.stdout.clone(),
+        key: action.key(),
+        action,
         limits: ExecLimits {
             memory: job.limits.memory.unwrap_or(opts.limits.memory),
             timeout: job.limits.timeout.unwrap_or(opts.limits.timeout),
         },
-        key,
     })
 }
 
@@ -354,7 +348,7 @@ fn resolve(
     plan: &Plan,
     src: &InputSource,
     inputs: &HashMap<String, Value>,
-    reports: &[Option<JobReport>],
+    reports: &[Option<Arc<JobReport>>],
 ) -> Result<Value, Failure> {
     match src {
         InputSource::Workflow(name) => Ok(inputs[name].clone()),
@@ -395,15 +389,16 @@ async fn execute(
     services: Services,
     permits: Arc<Semaphore>,
     no_cache: bool,
-) -> JobReport {
+) -> Arc<JobReport> {
     let started = Instant::now();
     let key = req.key;
     let id = req.id;
+    let action = req.action.clone();
     let done = |report: JobReport| {
-        services.events.event(
-            &plan,
-            &Event::Done(id, report.status.clone(), report.elapsed),
-        );
+        let report = Arc::new(report);
+        services
+            .events
+            .event(&plan, &Event::Done(id, report.clone()));
         report
     };
     if !no_cache && let Some(m) = services.cache.lookup(&key) {
@@ -412,6 +407,7 @@ async fn execute(
             outputs: m.outputs.clone(),
             manifest: Some(m),
             key: Some(key),
+            action: Some(action),
             elapsed: started.elapsed(),
         });
     }
@@ -444,6 +440,7 @@ async fn execute(
             .unwrap_or_default(),
         manifest,
         key: Some(key),
+        action: Some(action),
         elapsed: started.elapsed(),
     })
 }

@@ -59,7 +59,11 @@ impl Store {
                 )));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::write(&version, format!("{STORE_VERSION}\n"))?
+                // Atomically: another process may be opening the same new
+                // store and must never read a half-written file.
+                let mut tmp = tempfile::NamedTempFile::new_in(root.join("tmp"))?;
+                tmp.write_all(format!("{STORE_VERSION}\n").as_bytes())?;
+                tmp.persist(&version).map_err(|e| e.error)?;
             }
             Err(e) => return Err(e),
         }

@@ -5,9 +5,12 @@
 use crate::builder::{self, BuildError};
 use crate::cache::{LocalCache, Value};
 use crate::diag::{Diagnostic, Diagnostics, Source};
+use crate::digest::Digest;
 use crate::exec::WasmExecutor;
 use crate::plan::{self, Overrides, Plan};
+use crate::records::{self, JobRow, OutputRow, RecordError, Recorder, Records, RunRow, RunStatus};
 use crate::runtime::{ComponentRef, Runtime};
+use crate::scheduler::Event;
 use crate::scheduler::{self, EventSink, RunOptions, RunReport, Services};
 use crate::spec;
 use crate::store::Store;
@@ -15,6 +18,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Errors before any job runs. Whose fault each is decides the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -46,12 +50,15 @@ pub enum Error {
     /// The store or the engine failed: not the workflow's fault.
     #[error("{0}")]
     Host(String),
+    /// Reading or writing run records failed.
+    #[error(transparent)]
+    Records(#[from] RecordError),
 }
 
 impl Error {
     /// True when the user's input is at fault, as opposed to the machine.
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, Error::Host(_))
+        !matches!(self, Error::Host(_) | Error::Records(_))
     }
 }
 
@@ -60,6 +67,8 @@ impl Error {
 pub struct Loaded {
     /// The workflow file as given.
     pub path: PathBuf,
+    /// blake3 of the file's bytes.
+    pub digest: Digest,
     /// The directory relative paths in it are resolved against.
     pub dir: PathBuf,
     /// The plan.
@@ -77,6 +86,7 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Loaded, Error> {
         path: path.to_path_buf(),
         source,
     })?;
+    let digest = Digest::of(text.as_bytes());
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -141,6 +151,7 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Loaded, Error> {
     }
     Ok(Loaded {
         path: path.to_path_buf(),
+        digest,
         dir,
         plan: Arc::new(plan),
         uses,
@@ -250,4 +261,197 @@ pub fn open(store_dir: &Path) -> Result<(Arc<Store>, Arc<Runtime>), Error> {
     let runtime = Runtime::new(&store.root().join("compiled"))
         .map_err(|e| Error::Host(format!("engine: {e:#}")))?;
     Ok((Arc::new(store), Arc::new(runtime)))
+}
+
+/// A recorded run, by id: cheap to open from any process that can read the
+/// store, whether or not the run is still going.
+#[derive(Debug, Clone)]
+pub struct Run {
+    id: String,
+    records: Arc<Records>,
+}
+
+/// How long [`Run::results`] waits for a run that has not ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Do not wait: an unfinished run is an error.
+    No,
+    /// Wait at most this long.
+    Up(Duration),
+    /// Wait until the run ends.
+    Forever,
+}
+
+/// Why a run has no results to give.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// The run is still going and the caller did not wait.
+    #[error("run {0} is still running; wait for it with `cairn results {0} --wait`")]
+    Running(String),
+    /// The run did not end within the wait.
+    #[error("run {id} is still running after waiting {waited:?}")]
+    TimedOut {
+        /// The run.
+        id: String,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// Reading the records failed.
+    #[error(transparent)]
+    Records(#[from] RecordError),
+}
+
+impl Run {
+    /// Opens the run whose id starts with `id_or_prefix` in the store at `store_dir`.
+    pub fn open(store_dir: &Path, id_or_prefix: &str) -> Result<Run, RecordError> {
+        let records = Arc::new(Records::open(store_dir)?);
+        let id = records.resolve(id_or_prefix)?;
+        Ok(Run { id, records })
+    }
+
+    /// The run's full id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The records it reads.
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    /// The run's current state (a run whose process died is `interrupted`).
+    pub fn status(&self) -> Result<RunRow, RecordError> {
+        self.records.run(&self.id)
+    }
+
+    /// Its jobs in plan order.
+    pub fn jobs(&self) -> Result<Vec<JobRow>, RecordError> {
+        self.records.jobs(&self.id)
+    }
+
+    /// Blocks until the run ends or `wait` runs out, polling the records.
+    pub fn wait(&self, wait: Wait) -> Result<RunRow, ResultsError> {
+        let started = Instant::now();
+        loop {
+            let row = self.status()?;
+            if row.status.is_final() {
+                return Ok(row);
+            }
+            match wait {
+                Wait::No => return Err(ResultsError::Running(self.id.clone())),
+                Wait::Up(limit) if started.elapsed() >= limit => {
+                    return Err(ResultsError::TimedOut {
+                        id: self.id.clone(),
+                        waited: started.elapsed(),
+                    });
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// The run's outputs once it has ended (waiting as asked), with its final state.
+    pub fn results(&self, wait: Wait) -> Result<(RunRow, Vec<OutputRow>), ResultsError> {
+        let row = self.wait(wait)?;
+        Ok((row, self.records.outputs(&self.id)?))
+    }
+}
+
+/// A run executing on its own thread.
+#[derive(Debug)]
+pub struct Started {
+    /// The recorded run.
+    pub run: Run,
+    thread: std::thread::JoinHandle<Result<RunReport, Error>>,
+}
+
+impl Started {
+    /// Waits for the run to end.
+    pub fn join(self) -> Result<RunReport, Error> {
+        self.thread.join().expect("the run thread does not panic")
+    }
+}
+
+/// Records a new run and executes it on a new thread (with its own async
+/// runtime), returning as soon as the run is recorded, so its id can be
+/// handed out at once. Builds and input ingestion happen on that thread; a
+/// failure there ends the run as failed, with the reason recorded.
+pub fn start(
+    loaded: Loaded,
+    store_dir: &Path,
+    opts: RunOptions,
+    events: Arc<dyn EventSink>,
+    note: Box<dyn FnMut(&str) + Send>,
+) -> Result<Started, Error> {
+    let (store, runtime) = open(store_dir)?;
+    let records = Arc::new(Records::open(store.root())?);
+    let id = records::new_run_id();
+    let lock = records.begin_run(&records::NewRun {
+        id: id.clone(),
+        plan: &loaded.plan,
+        workflow_path: loaded.path.display().to_string(),
+        workflow_digest: loaded.digest,
+    })?;
+    let recorder = Arc::new(Recorder::start(records.clone(), id.clone()));
+    let run = Run {
+        id: id.clone(),
+        records,
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("cairn-run-{id}"))
+        .spawn(move || {
+            let _lock = lock;
+            let mut note = note;
+            let prepared = match prepare(&loaded, &store, &mut *note) {
+                Ok(p) => p,
+                Err(e) => {
+                    recorder.finish(RunStatus::Failed, Some(e.to_string()))?;
+                    return Err(e);
+                }
+            };
+            recorder.inputs(
+                prepared
+                    .inputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            );
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                // Wasm runs on the async workers; one more keeps the
+                // scheduler responsive while every job slot is busy.
+                .worker_threads(opts.jobs + 1)
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Host(format!("starting the async runtime: {e}")))?;
+            let sinks: Arc<dyn EventSink> = Arc::new(Tee(vec![recorder.clone(), events]));
+            let report = rt.block_on(execute(&loaded, &prepared, store, runtime, sinks, &opts));
+            let status = if report.success() {
+                RunStatus::Succeeded
+            } else {
+                RunStatus::Failed
+            };
+            recorder.finish(status, None)?;
+            Ok(report)
+        })
+        .map_err(|e| Error::Host(format!("starting the run thread: {e}")))?;
+    Ok(Started { run, thread })
+}
+
+/// Sends every event to several sinks, in order.
+struct Tee(Vec<Arc<dyn EventSink>>);
+
+impl EventSink for Tee {
+    fn event(&self, plan: &Plan, event: &Event) {
+        for sink in &self.0 {
+            sink.event(plan, event);
+        }
+    }
+}
+
+/// Ignores events; for runs nobody watches (detached, or embedders that poll).
+#[derive(Debug, Default)]
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn event(&self, _plan: &Plan, _event: &Event) {}
 }

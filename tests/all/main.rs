@@ -5,6 +5,7 @@ mod cache;
 mod example;
 mod execution;
 mod planning_errors;
+mod records;
 mod sandbox;
 mod scheduling;
 mod util;
