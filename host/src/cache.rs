@@ -40,6 +40,14 @@ impl Value {
         }
     }
 
+    /// Total bytes of the blobs in this value.
+    pub fn size(&self) -> u64 {
+        match self {
+            Value::Blob { size, .. } => *size,
+            Value::List(items) => items.iter().map(Value::size).sum(),
+        }
+    }
+
     /// Every blob digest in this value.
     pub fn digests(&self) -> Vec<Digest> {
         let mut out = Vec::new();
@@ -55,19 +63,29 @@ impl Value {
     }
 }
 
-/// The sandbox settings that can change what a job computes. Limits are not
-/// here: a job that succeeds within a limit gives the same bytes under any
-/// larger one.
+/// The sandbox settings that can change what a job computes, as a profile
+/// number in the key. Limits are not there: a job that succeeds within a
+/// limit gives the same bytes under any larger one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SandboxKey {
-    /// The version of the sandbox's observable behaviour (preopens at
-    /// `/in` and `/out`, no environment, no network).
+    /// Preopens at `/in` and `/out`, no environment, no network; then 1 for
+    /// hermetic (fixed clocks, randomness from the key) and 2 for the host's
+    /// clocks and randomness.
     pub profile: u32,
+}
+
+impl SandboxKey {
+    /// The profile of a hermetic or non-hermetic job.
+    pub fn new(hermetic: bool) -> Self {
+        SandboxKey {
+            profile: if hermetic { 1 } else { 2 },
+        }
+    }
 }
 
 impl Default for SandboxKey {
     fn default() -> Self {
-        SandboxKey { profile: 1 }
+        SandboxKey::new(true)
     }
 }
 
@@ -239,6 +257,9 @@ pub struct Manifest {
     /// The largest linear memory the job asked for, in bytes.
     #[serde(default)]
     pub peak_memory: u64,
+    /// Fuel consumed, when the job was metered.
+    #[serde(default)]
+    pub fuel: Option<u64>,
 }
 
 impl Manifest {
@@ -424,6 +445,7 @@ mod tests {
             stderr: empty.digest,
             exec_ms: 1,
             peak_memory: 65536,
+            fuel: None,
         };
         let k = key(&[], &[], &["o"]);
         assert_eq!(cache.lookup(&k), None);

@@ -158,6 +158,20 @@ enum Command {
         #[command(flatten)]
         store: StoreArg,
     },
+    /// Re-execute every job of a recorded run without the cache and check
+    /// that each output is byte-identical to the recorded one (exit 1 if not).
+    Verify {
+        /// The run.
+        run: String,
+        /// Jobs executing at once [default: number of cores].
+        #[arg(short, long)]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Check or clean the store.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Why a job executed instead of hitting the cache: what changed in its
     /// key since the same job's most recent earlier run.
     Why {
@@ -165,6 +179,27 @@ enum Command {
         run: String,
         /// The job's name, as `cairn status` shows it.
         job: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Re-hash every blob and check that every cache entry's blobs exist (exit 1 on a problem).
+    Verify {
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Remove blobs, cache entries and run records that no kept run needs.
+    /// Runs in progress are always kept.
+    Gc {
+        /// Keep the newest N runs.
+        #[arg(long)]
+        keep_last: Option<usize>,
+        /// Keep runs started within this long, such as 48h.
+        #[arg(long, value_parser = duration)]
+        keep_since: Option<Duration>,
         #[command(flatten)]
         store: StoreArg,
     },
@@ -198,6 +233,15 @@ struct RunArgs {
     /// Default wall-time limit per job (a job's `limits.timeout` wins).
     #[arg(long, default_value = "10m", value_parser = duration)]
     timeout: Duration,
+    /// Default fuel per job (a job's `limits.fuel` wins) [default: unmetered].
+    #[arg(long, value_parser = fuel)]
+    fuel: Option<u64>,
+    /// Default limit on a job's total output bytes (a job's `limits.output` wins).
+    #[arg(long, default_value = "1GiB", value_parser = size)]
+    output_limit: u64,
+    /// Default log bytes kept per job; the rest is cut (a job's `limits.log` wins).
+    #[arg(long, default_value = "8MiB", value_parser = size)]
+    log_limit: u64,
     /// Print only failures and the final summary.
     #[arg(short, long)]
     quiet: bool,
@@ -222,6 +266,18 @@ fn size(s: &str) -> Result<u64, String> {
 
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).ok_or_else(|| format!("expected a duration such as 30s or 5m, got `{s}`"))
+}
+
+fn fuel(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .ok()
+        .or_else(|| {
+            s.parse::<f64>()
+                .ok()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        })
+        .ok_or_else(|| format!("expected an amount of fuel such as 1e9, got `{s}`"))
 }
 
 fn run_status(s: &str) -> Result<RunStatus, String> {
@@ -291,6 +347,13 @@ pub fn main<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> i3
             store,
         } => metrics(&store.dir(), &run, job.as_deref(), json),
         Command::Why { run, job, store } => why(&store.dir(), &run, &job),
+        Command::Verify { run, jobs, store } => verify(&store.dir(), &run, jobs),
+        Command::Store(StoreCommand::Verify { store }) => store_verify(&store.dir()),
+        Command::Store(StoreCommand::Gc {
+            keep_last,
+            keep_since,
+            store,
+        }) => store_gc(&store.dir(), keep_last, keep_since),
     };
     match result {
         Ok(code) => code,
@@ -656,6 +719,108 @@ fn why(store_dir: &Path, run: &str, job: &str) -> Query {
     Ok(EXIT_OK)
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn verify(store_dir: &Path, run: &str, jobs: Option<usize>) -> Query {
+    use crate::maintenance::Verdict;
+    let run = open_run(store_dir, run)?;
+    let (store, runtime) =
+        workflow::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?;
+    let jobs = jobs.unwrap_or_else(cores).max(1);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(jobs + 1)
+        .enable_all()
+        .build()
+        .map_err(|e| QueryError::Host(e.to_string()))?;
+    let verdicts = rt.block_on(crate::maintenance::verify_run(
+        store,
+        runtime,
+        run.records(),
+        run.id(),
+        jobs,
+    ))?;
+    let mut bad = 0;
+    for (name, v) in &verdicts {
+        match v {
+            Verdict::Same => println!("same     {name}"),
+            Verdict::NotRun(why) => println!("skipped  {name} ({why})"),
+            Verdict::Failed(f) => {
+                bad += 1;
+                println!("FAILED   {name}: {f}");
+            }
+            Verdict::Differs(diffs) => {
+                bad += 1;
+                for (output, before, now) in diffs {
+                    let show = |v: &Option<Value>| {
+                        v.as_ref().map_or("missing".to_string(), Value::describe)
+                    };
+                    println!(
+                        "DIFFERS  {name} output `{output}`: recorded {}, now {}",
+                        show(before),
+                        show(now)
+                    );
+                }
+            }
+        }
+    }
+    println!(
+        "verified run {}: {} jobs, {} reproduced, {bad} not",
+        run.id(),
+        verdicts.len(),
+        verdicts.iter().filter(|(_, v)| *v == Verdict::Same).count()
+    );
+    Ok(if bad == 0 { EXIT_OK } else { EXIT_JOB_FAILED })
+}
+
+fn store_verify(store_dir: &Path) -> Query {
+    use crate::maintenance::StoreProblem;
+    let store = Store::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?;
+    let report =
+        crate::maintenance::verify_store(&store).map_err(|e| QueryError::Host(e.to_string()))?;
+    for p in &report.problems {
+        match p {
+            StoreProblem::CorruptBlob(d) => {
+                println!("corrupt blob {d}: its bytes do not match its digest")
+            }
+            StoreProblem::StrayFile(f) => println!("stray file {}", f.display()),
+            StoreProblem::BadEntry(f) => println!("unreadable cache entry {}", f.display()),
+            StoreProblem::MissingBlob { key, blob } => {
+                println!("cache entry {key} names missing blob {blob}")
+            }
+        }
+    }
+    println!(
+        "{}: {} blobs re-hashed, {} cache entries checked, {} problems",
+        store_dir.display(),
+        report.blobs,
+        report.entries,
+        report.problems.len()
+    );
+    Ok(if report.problems.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_JOB_FAILED
+    })
+}
+
+fn store_gc(store_dir: &Path, last: Option<usize>, since: Option<Duration>) -> Query {
+    if last.is_none() && since.is_none() {
+        return Err(QueryError::Usage(
+            "say which runs to keep: --keep-last N and/or --keep-since DUR".into(),
+        ));
+    }
+    let store = Arc::new(Store::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?);
+    let records = crate::records::Records::open(store_dir)?;
+    let r = crate::maintenance::gc(&store, &records, crate::maintenance::Keep { last, since })?;
+    println!(
+        "kept {} runs; removed {} runs, {} blobs ({} bytes), {} cache entries",
+        r.runs_kept, r.runs_removed, r.blobs_removed, r.bytes_removed, r.entries_removed
+    );
+    Ok(EXIT_OK)
+}
+
 fn run(args: RunArgs) -> i32 {
     let overrides = Overrides {
         params: args.params.clone(),
@@ -674,10 +839,7 @@ fn run(args: RunArgs) -> i32 {
         .store
         .clone()
         .unwrap_or_else(|| workflow::default_store(&loaded));
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let jobs = args.jobs.unwrap_or_else(cores).max(1);
     let opts = RunOptions {
         jobs,
         keep_going: args.keep_going,
@@ -685,6 +847,9 @@ fn run(args: RunArgs) -> i32 {
         limits: ExecLimits {
             memory: args.memory,
             timeout: args.timeout,
+            fuel: args.fuel,
+            output: args.output_limit,
+            log: args.log_limit,
         },
     };
     let store = match Store::open(&store_dir) {
@@ -970,7 +1135,8 @@ impl EventSink for Printer {
             let mut st = self.state.lock().unwrap();
             match event {
                 Event::Queued(_) => st.queued += 1,
-                Event::Running(id) => {
+                Event::Retrying { .. } => {}
+                Event::Running(id, _) => {
                     st.queued = st.queued.saturating_sub(1);
                     st.running.push((*id, Instant::now()));
                 }
@@ -988,10 +1154,37 @@ impl EventSink for Printer {
         let name = |id: usize| plan.jobs[id].name.as_str();
         match event {
             Event::Queued(_) => {}
-            Event::Running(id) => {
-                if !self.live && !self.quiet {
-                    self.line(&format!("running  {}", name(*id)));
+            Event::Running(id, attempt) => {
+                if let Some(entry) = self
+                    .state
+                    .lock()
+                    .unwrap()
+                    .running
+                    .iter_mut()
+                    .find(|(r, _)| r == id)
+                {
+                    entry.1 = Instant::now();
                 }
+                if !self.live && !self.quiet {
+                    match attempt {
+                        1 => self.line(&format!("running  {}", name(*id))),
+                        n => self.line(&format!("running  {} (attempt {n})", name(*id))),
+                    }
+                }
+            }
+            Event::Retrying {
+                job,
+                attempt,
+                failure,
+                backoff,
+            } => {
+                self.line(&format!(
+                    "retrying {} in {}: attempt {attempt} failed ({}): {}",
+                    name(*job),
+                    secs(*backoff),
+                    failure.kind,
+                    failure.message
+                ));
             }
             Event::Done(id, report) => {
                 let (status, elapsed) = (&report.status, &report.elapsed);

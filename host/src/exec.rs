@@ -1,10 +1,10 @@
 //! The real executor: stage inputs, run the component in a fresh sandboxed
 //! store, collect outputs and logs into the store.
 
-use crate::cache::{CACHE_FORMAT, Manifest};
+use crate::cache::{CACHE_FORMAT, Manifest, Value};
 use crate::outcome::{Failure, Outcome};
-use crate::runtime::Runtime;
-use crate::sandbox::JobDir;
+use crate::runtime::{Runtime, output_limit};
+use crate::sandbox::{JobDir, SandboxSettings};
 use crate::scheduler::{Executor, JobRequest};
 use crate::store::Store;
 use std::future::Future;
@@ -25,14 +25,26 @@ impl WasmExecutor {
     }
 
     async fn run(&self, req: JobRequest) -> Result<Manifest, Failure> {
-        let pre = self.runtime.command(&req.component).await?;
-        let dir = JobDir::create(&self.store, &req.action.inputs)
+        let pre = self
+            .runtime
+            .command(&req.component, req.limits.fuel.is_some())
+            .await?;
+        let mut dir = JobDir::create(&self.store, &req.action.inputs)
             .map_err(|e| Failure::host("staging inputs", e))?;
+        let settings = SandboxSettings {
+            hermetic_seed: req.hermetic.then_some(req.key.0),
+            log_limit: req.limits.log,
+            output_limit: req.limits.output,
+            stdout_is_output: req.action.stdout.is_some(),
+        };
         let wasi = dir
-            .wasi(&req.name, &req.action.argv)
+            .wasi(&req.name, &req.action.argv, &settings)
             .map_err(|e| Failure::host("preparing the sandbox", e))?;
         let started = Instant::now();
-        let ran = self.runtime.run(&pre, wasi, req.limits).await;
+        let ran = self
+            .runtime
+            .run(&pre, wasi, req.limits, dir.output_usage())
+            .await;
         let exec_ms = started.elapsed().as_millis() as u64;
         let collected = ran
             .and_then(|stats| {
@@ -41,6 +53,11 @@ impl WasmExecutor {
                     &req.action.outputs,
                     req.action.stdout.as_deref(),
                 )?;
+                // The runtime checks as the job writes; this is the exact total.
+                let total: u64 = c.outputs.values().map(Value::size).sum();
+                if total > req.limits.output {
+                    return Err(output_limit(req.limits.output));
+                }
                 Ok((c, stats))
             })
             .map_err(|mut failure| {
@@ -59,6 +76,7 @@ impl WasmExecutor {
             stderr: collected.stderr,
             exec_ms,
             peak_memory: stats.peak_memory,
+            fuel: stats.fuel,
         })
     }
 }

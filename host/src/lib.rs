@@ -28,6 +28,7 @@ pub mod cli;
 pub mod diag;
 pub mod digest;
 pub mod exec;
+pub mod maintenance;
 pub mod outcome;
 pub mod plan;
 pub mod records;

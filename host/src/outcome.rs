@@ -40,6 +40,10 @@ pub enum FailureKind {
     OutOfMemory,
     /// The guest's call stack overflowed.
     StackOverflow,
+    /// The job used all the fuel it was given.
+    OutOfFuel,
+    /// The job's outputs grew past the output limit.
+    OutputLimit,
     /// Any other WebAssembly trap.
     Trap,
     /// A declared output was not written.
@@ -60,6 +64,21 @@ impl FailureKind {
         self != FailureKind::Host
     }
 
+    /// Whether running the job again would fail the same way: hitting a
+    /// limit again with the same limit, or a component that cannot load.
+    /// Such failures are retried only when a job asks (`retry.always`).
+    pub fn is_deterministic(self) -> bool {
+        matches!(
+            self,
+            FailureKind::OutOfMemory
+                | FailureKind::OutOfFuel
+                | FailureKind::StackOverflow
+                | FailureKind::OutputLimit
+                | FailureKind::Instantiation
+                | FailureKind::Input
+        )
+    }
+
     /// The stable, machine-readable name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -67,6 +86,8 @@ impl FailureKind {
             FailureKind::Timeout => "timeout",
             FailureKind::OutOfMemory => "out_of_memory",
             FailureKind::StackOverflow => "stack_overflow",
+            FailureKind::OutOfFuel => "out_of_fuel",
+            FailureKind::OutputLimit => "output_limit",
             FailureKind::Trap => "trap",
             FailureKind::MissingOutput => "missing_output",
             FailureKind::BadOutput => "bad_output",

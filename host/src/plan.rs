@@ -2,7 +2,7 @@
 //! of concrete jobs (matrices expanded, references resolved). Pure: no I/O.
 
 use crate::diag::{Diagnostic, Diagnostics, Span, did_you_mean};
-use crate::spec::{Index, JobSpec, Limits, Part, Ref, RefKind, Spanned, Template, Workflow};
+use crate::spec::{Index, JobSpec, Limits, Part, Ref, RefKind, Retry, Spanned, Template, Workflow};
 use petgraph::algo::tarjan_scc;
 use petgraph::graphmap::DiGraphMap;
 use std::collections::{BTreeMap, HashMap};
@@ -66,6 +66,12 @@ pub struct PlannedJob {
     pub deps: Vec<JobId>,
     /// Sandbox limits written on the job.
     pub limits: Limits,
+    /// Retries of a failure.
+    pub retry: Retry,
+    /// Fixed clocks and seeded randomness.
+    pub hermetic: bool,
+    /// Whether its results are looked up in and stored to the action cache.
+    pub cacheable: bool,
 }
 
 /// Where an input's bytes come from.
@@ -481,6 +487,11 @@ impl Ctx<'_> {
             stdout: spec.stdout.as_ref().map(|o| o.value.clone()),
             deps,
             limits: spec.limits,
+            retry: spec.retry,
+            hermetic: spec.hermetic,
+            // A job that sees the host's clocks and randomness may give other
+            // bytes each time: cache it only if it asks.
+            cacheable: spec.cache.unwrap_or(spec.hermetic),
         })
     }
 

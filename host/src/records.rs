@@ -9,7 +9,7 @@
 //! whose lock can be taken is `interrupted`.
 
 use crate::cache::{ActionInputs, Value};
-use crate::digest::Digest;
+use crate::digest::{ActionKey, Digest};
 use crate::plan::Plan;
 use crate::scheduler::{Event, EventSink, JobReport, JobStatus, SkipReason};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -24,7 +24,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE runs (
         id TEXT PRIMARY KEY,
         workflow TEXT NOT NULL,
@@ -90,7 +91,10 @@ const MIGRATIONS: &[&str] = &["
         key TEXT NOT NULL,
         value TEXT NOT NULL
     );
-"];
+",
+    // 2: the limits each job ran under, so `cairn verify` can re-run it alike.
+    "ALTER TABLE jobs ADD COLUMN limits TEXT;",
+];
 
 /// Errors reading or writing records.
 #[derive(Debug, thiserror::Error)]
@@ -226,6 +230,11 @@ pub struct JobRow {
     /// What went into its key.
     #[serde(skip)]
     pub key_inputs: Option<ActionInputs>,
+    /// The limits it ran under.
+    #[serde(skip)]
+    pub limits: Option<crate::runtime::ExecLimits>,
+    /// Executions attempted (0 when cached or skipped).
+    pub attempts: i64,
 }
 
 /// A recorded metric.
@@ -431,15 +440,23 @@ impl Records {
                     )
                     .map_err(|e| self.db(e))?;
                 }
-                Update::Running(job, at) => {
+                Update::Running(job, attempt, at) => {
                     tx.execute(
-                        "UPDATE jobs SET status = 'running', started_ms = ?3 WHERE run_id = ?1 AND job = ?2",
+                        "UPDATE jobs SET status = 'running', started_ms = COALESCE(started_ms, ?3) WHERE run_id = ?1 AND job = ?2",
                         params![run_id, *job as i64, at],
                     )
                     .map_err(|e| self.db(e))?;
                     tx.execute(
-                        "INSERT OR REPLACE INTO attempts (run_id, job, attempt, status, started_ms) VALUES (?1, ?2, 1, 'running', ?3)",
-                        params![run_id, *job as i64, at],
+                        "INSERT OR REPLACE INTO attempts (run_id, job, attempt, status, started_ms) VALUES (?1, ?2, ?3, 'running', ?4)",
+                        params![run_id, *job as i64, attempt, at],
+                    )
+                    .map_err(|e| self.db(e))?;
+                }
+                Update::AttemptFailed(job, attempt, f, at) => {
+                    tx.execute(
+                        "UPDATE attempts SET status = 'failed', ended_ms = ?4, failure_kind = ?5, failure = ?6
+                         WHERE run_id = ?1 AND job = ?2 AND attempt = ?3",
+                        params![run_id, *job as i64, attempt, at, f.kind.as_str(), f.message],
                     )
                     .map_err(|e| self.db(e))?;
                 }
@@ -503,7 +520,7 @@ impl Records {
         tx.execute(
             "UPDATE jobs SET status = ?3, cache_key = ?4, key_inputs = ?5, cached = ?6,
                  started_ms = COALESCE(started_ms, ?7), ended_ms = ?8, failure_kind = ?9, failure = ?10,
-                 stdout = ?11, stderr = ?12
+                 stdout = ?11, stderr = ?12, limits = ?13
              WHERE run_id = ?1 AND job = ?2",
             params![
                 run_id,
@@ -518,17 +535,19 @@ impl Records {
                 message,
                 logs.0.map(|d| d.to_hex()),
                 logs.1.map(|d| d.to_hex()),
+                r.limits.map(|l| serde_json::to_string(&l).expect("serialisable")),
             ],
         )
         .map_err(|e| self.db(e))?;
-        if matches!(r.status, JobStatus::Executed | JobStatus::Failed(_)) {
+        if r.attempts > 0 {
             let peak = r.manifest.as_ref().map(|m| m.peak_memory as i64);
+            let fuel = r.manifest.as_ref().and_then(|m| m.fuel).map(|f| f as i64);
             tx.execute(
-                "INSERT INTO attempts (run_id, job, attempt, status, started_ms, ended_ms, failure_kind, failure, peak_memory)
-                 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (run_id, job, attempt) DO UPDATE SET status = ?3, ended_ms = ?5,
-                     failure_kind = ?6, failure = ?7, peak_memory = ?8",
-                params![run_id, job as i64, status, started, at, kind, message, peak],
+                "INSERT INTO attempts (run_id, job, attempt, status, started_ms, ended_ms, failure_kind, failure, peak_memory, fuel)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (run_id, job, attempt) DO UPDATE SET status = ?4, ended_ms = ?6,
+                     failure_kind = ?7, failure = ?8, peak_memory = ?9, fuel = ?10",
+                params![run_id, job as i64, r.attempts, status, started, at, kind, message, peak, fuel],
             )
             .map_err(|e| self.db(e))?;
         }
@@ -732,6 +751,52 @@ impl Records {
         Ok(rows)
     }
 
+    /// Every blob and action key a run refers to: its inputs, its jobs'
+    /// components, inputs, outputs and logs, and its jobs' cache entries.
+    pub fn references(&self, run_id: &str) -> Result<(Vec<Digest>, Vec<ActionKey>), RecordError> {
+        let run = self.run(run_id)?;
+        let mut blobs: Vec<Digest> = run.inputs.values().flat_map(Value::digests).collect();
+        let mut keys = Vec::new();
+        for j in self.jobs(run_id)? {
+            if let Some(a) = &j.key_inputs {
+                blobs.push(a.component);
+                blobs.extend(a.inputs.values().flat_map(Value::digests));
+            }
+            for d in [&j.stdout, &j.stderr].into_iter().flatten() {
+                blobs.extend(d.parse::<Digest>().ok());
+            }
+            keys.extend(
+                j.cache_key
+                    .as_deref()
+                    .and_then(|k| k.parse::<ActionKey>().ok()),
+            );
+        }
+        for o in self.outputs(run_id)? {
+            blobs.extend(o.value.digests());
+        }
+        Ok((blobs, keys))
+    }
+
+    /// Deletes runs and everything recorded about them.
+    pub fn delete_runs(&self, ids: &[String]) -> Result<(), RecordError> {
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.db(e))?;
+        for id in ids {
+            for table in ["labels", "metrics", "outputs", "attempts", "jobs"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [id])
+                    .map_err(|e| self.db(e))?;
+            }
+            tx.execute(
+                "DELETE FROM runs WHERE id = ?1 AND status != 'running'",
+                [id],
+            )
+            .map_err(|e| self.db(e))?;
+        }
+        tx.commit().map_err(|e| self.db(e))
+    }
+
     /// A run's metrics, by job (plan order), name and step.
     pub fn metrics(&self, run_id: &str) -> Result<Vec<MetricRow>, RecordError> {
         let conn = self.conn.lock().unwrap();
@@ -761,9 +826,11 @@ impl Records {
 const RUN_COLUMNS: &str = "SELECT id, workflow, workflow_path, workflow_digest, params, inputs, status, started_ms, ended_ms, error FROM runs";
 const JOB_FIELDS: &str =
     "jobs.job, jobs.name, jobs.deps, jobs.status, jobs.cache_key, jobs.started_ms, jobs.ended_ms,
-     jobs.failure_kind, jobs.failure, jobs.stdout, jobs.stderr, jobs.key_inputs";
+     jobs.failure_kind, jobs.failure, jobs.stdout, jobs.stderr, jobs.key_inputs, jobs.limits,
+     (SELECT count(*) FROM attempts a WHERE a.run_id = jobs.run_id AND a.job = jobs.job)";
 const JOB_COLUMNS: &str = "SELECT jobs.job, jobs.name, jobs.deps, jobs.status, jobs.cache_key, jobs.started_ms,
-     jobs.ended_ms, jobs.failure_kind, jobs.failure, jobs.stdout, jobs.stderr, jobs.key_inputs FROM jobs";
+     jobs.ended_ms, jobs.failure_kind, jobs.failure, jobs.stdout, jobs.stderr, jobs.key_inputs, jobs.limits,
+     (SELECT count(*) FROM attempts a WHERE a.run_id = jobs.run_id AND a.job = jobs.job) FROM jobs";
 
 fn json<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T> {
     let text: String = r.get(i)?;
@@ -806,6 +873,10 @@ fn job_row_at(r: &rusqlite::Row<'_>, o: usize) -> rusqlite::Result<JobRow> {
         stdout: r.get(o + 9)?,
         stderr: r.get(o + 10)?,
         key_inputs: key_inputs.and_then(|k| serde_json::from_str(&k).ok()),
+        limits: r
+            .get::<_, Option<String>>(o + 12)?
+            .and_then(|l| serde_json::from_str(&l).ok()),
+        attempts: r.get(o + 13)?,
     })
 }
 
@@ -846,7 +917,8 @@ impl Drop for RunLock {
 
 enum Update {
     Queued(usize),
-    Running(usize, i64),
+    Running(usize, u32, i64),
+    AttemptFailed(usize, u32, crate::outcome::Failure, i64),
     Done(usize, Arc<JobReport>, i64),
     Inputs(BTreeMap<String, Value>),
     End(RunStatus, Option<String>),
@@ -909,7 +981,18 @@ impl EventSink for Recorder {
     fn event(&self, _plan: &Plan, event: &Event) {
         match event {
             Event::Queued(id) => self.send(Update::Queued(*id)),
-            Event::Running(id) => self.send(Update::Running(*id, now_ms())),
+            Event::Running(id, attempt) => self.send(Update::Running(*id, *attempt, now_ms())),
+            Event::Retrying {
+                job,
+                attempt,
+                failure,
+                ..
+            } => self.send(Update::AttemptFailed(
+                *job,
+                *attempt,
+                failure.clone(),
+                now_ms(),
+            )),
             Event::Done(id, report) => self.send(Update::Done(*id, report.clone(), now_ms())),
         }
     }

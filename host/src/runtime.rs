@@ -1,5 +1,6 @@
-//! The wasmtime side: one `Engine` per process, components compiled once and
-//! cached on disk, and one fresh `Store` per job with its limits.
+//! The wasmtime side: one engine per process (a second, fuel-metered one
+//! only if a job asks for fuel), components compiled once and cached on
+//! disk, and one fresh `Store` per job with its limits.
 
 use crate::digest::Digest;
 use crate::outcome::{Failure, FailureKind};
@@ -8,33 +9,51 @@ use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{Config, Engine, EngineWeak, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
-/// How often the epoch advances; the granularity of timeouts.
+/// How often the epoch advances: the granularity of the time and output limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// A component to run: where it is and what its bytes hash to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentRef {
-    /// The component file (a built source directory points at its build output).
+    /// The component file (in the store's CAS once prepared).
     pub path: PathBuf,
     /// The digest of its bytes.
     pub digest: Digest,
 }
 
-/// Limits on one job's execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Limits on one job's execution. The defaults are the CLI's documented ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExecLimits {
     /// Linear memory per memory, in bytes.
     pub memory: u64,
     /// Wall-clock time.
     pub timeout: Duration,
+    /// Fuel; `None` runs unmetered (and faster).
+    pub fuel: Option<u64>,
+    /// Total bytes of declared outputs.
+    pub output: u64,
+    /// Bytes of stdout and stderr kept as the log.
+    pub log: u64,
+}
+
+impl Default for ExecLimits {
+    fn default() -> Self {
+        ExecLimits {
+            memory: 2 << 30,
+            timeout: Duration::from_secs(600),
+            fuel: None,
+            output: 1 << 30,
+            log: 8 << 20,
+        }
+    }
 }
 
 /// What an execution measured.
@@ -42,6 +61,20 @@ pub struct ExecLimits {
 pub struct ExecStats {
     /// The largest linear memory the guest asked for, in bytes.
     pub peak_memory: u64,
+    /// Fuel consumed, when metered.
+    pub fuel: Option<u64>,
+}
+
+/// Watches a running job from the epoch callback.
+pub struct Watch {
+    /// When the job's time is up.
+    deadline: Instant,
+    /// Bytes the job has written as outputs so far (measured by the sandbox).
+    output_usage: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// The output limit.
+    output_limit: u64,
+    /// Why the job was stopped, if it was.
+    stopped: Option<FailureKind>,
 }
 
 /// The per-job state a `Store` holds.
@@ -49,6 +82,7 @@ pub struct JobState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
+    watch: Watch,
 }
 
 impl WasiView for JobState {
@@ -96,12 +130,48 @@ impl ResourceLimiter for MemoryLimiter {
 
 type Loaded = Arc<OnceCell<Result<CommandPre<JobState>, Failure>>>;
 
-/// The process's wasmtime engine, linker and loaded components.
-pub struct Runtime {
+/// One engine configuration with its linker and loaded components.
+struct Flavor {
     engine: Engine,
     linker: Linker<JobState>,
     compiled_dir: PathBuf,
     loaded: Mutex<HashMap<Digest, Loaded>>,
+}
+
+impl Flavor {
+    fn new(compiled_root: &Path, fuel: bool) -> wasmtime::Result<Flavor> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.consume_fuel(fuel);
+        config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
+        // Same inputs, same bytes: NaNs and relaxed SIMD behave identically
+        // on every machine, and guests get no threads.
+        config.cranelift_nan_canonicalization(true);
+        config.relaxed_simd_deterministic(true);
+        // (Threads are compiled out: wasmtime is built without `threads`.)
+        config.shared_memory(false);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let compiled_dir = compiled_root.join(format!("{:016x}", h.finish()));
+        fs::create_dir_all(&compiled_dir)?;
+        Ok(Flavor {
+            engine,
+            linker,
+            compiled_dir,
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// The process's wasmtime engines and loaded components.
+pub struct Runtime {
+    plain: Flavor,
+    fueled: OnceLock<Result<Flavor, String>>,
+    compiled_root: PathBuf,
+    ticking: Arc<Mutex<Vec<EngineWeak>>>,
 }
 
 impl Runtime {
@@ -109,41 +179,59 @@ impl Runtime {
     /// `compiled_root/<engine fingerprint>/`, so a wasmtime upgrade or a
     /// config change never loads incompatible code.
     pub fn new(compiled_root: &Path) -> wasmtime::Result<Runtime> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
-        let engine = Engine::new(&config)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut h);
-        let compiled_dir = compiled_root.join(format!("{:016x}", h.finish()));
-        fs::create_dir_all(&compiled_dir)?;
-
-        // Timeouts: a thread advances the epoch; it stops with the engine.
-        let weak = engine.weak();
+        let plain = Flavor::new(compiled_root, false)?;
+        // Limits: a thread advances the engines' epochs; it stops when they are gone.
+        let ticking = Arc::new(Mutex::new(vec![plain.engine.weak()]));
+        let engines = ticking.clone();
         std::thread::Builder::new()
             .name("cairn-epoch".into())
             .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
+                loop {
+                    let live: Vec<Engine> = engines
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter_map(EngineWeak::upgrade)
+                        .collect();
+                    if live.is_empty() {
+                        return;
+                    }
+                    live.iter().for_each(Engine::increment_epoch);
+                    drop(live);
                     std::thread::sleep(EPOCH_TICK);
                 }
             })?;
         Ok(Runtime {
-            engine,
-            linker,
-            compiled_dir,
-            loaded: Mutex::new(HashMap::new()),
+            plain,
+            fueled: OnceLock::new(),
+            compiled_root: compiled_root.to_path_buf(),
+            ticking,
         })
+    }
+
+    fn flavor(&self, fuel: bool) -> Result<&Flavor, Failure> {
+        if !fuel {
+            return Ok(&self.plain);
+        }
+        self.fueled
+            .get_or_init(|| {
+                let f = Flavor::new(&self.compiled_root, true).map_err(|e| format!("{e:#}"))?;
+                self.ticking.lock().unwrap().push(f.engine.weak());
+                Ok(f)
+            })
+            .as_ref()
+            .map_err(|e| Failure::host("creating the fuel-metered engine", e))
     }
 
     /// The component ready to instantiate: compiled (or loaded from the
     /// on-disk cache) once per process, however many jobs ask at once.
-    pub async fn command(&self, c: &ComponentRef) -> Result<CommandPre<JobState>, Failure> {
-        let cell = self
+    pub async fn command(
+        &self,
+        c: &ComponentRef,
+        fuel: bool,
+    ) -> Result<CommandPre<JobState>, Failure> {
+        let flavor = self.flavor(fuel)?;
+        let cell = flavor
             .loaded
             .lock()
             .unwrap()
@@ -151,28 +239,22 @@ impl Runtime {
             .or_default()
             .clone();
         cell.get_or_init(|| async {
-            let engine = self.engine.clone();
-            let cwasm = self.compiled_dir.join(format!("{}.cwasm", c.digest));
+            let engine = flavor.engine.clone();
+            let cwasm = flavor.compiled_dir.join(format!("{}.cwasm", c.digest));
             let path = c.path.clone();
             let component = tokio::task::spawn_blocking(move || load(&engine, &path, &cwasm))
                 .await
                 .map_err(|e| Failure::host("compiling", e))??;
-            let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            let pre = flavor.linker.instantiate_pre(&component).map_err(|e| {
                 Failure::new(
                     FailureKind::Instantiation,
-                    format!(
-                        "{}: the host cannot satisfy its imports: {e:#}",
-                        c.path.display()
-                    ),
+                    format!("the host cannot satisfy the component's imports: {e:#}"),
                 )
             })?;
             CommandPre::new(pre).map_err(|e| {
                 Failure::new(
                     FailureKind::Instantiation,
-                    format!(
-                        "{} is not a command component (no wasi:cli/run export): {e:#}",
-                        c.path.display()
-                    ),
+                    format!("not a command component (no wasi:cli/run export): {e:#}"),
                 )
             })
         })
@@ -181,12 +263,15 @@ impl Runtime {
     }
 
     /// Runs a command component to completion in a fresh store.
+    /// `output_usage` reports the bytes written to outputs so far.
     pub async fn run(
         &self,
         pre: &CommandPre<JobState>,
         wasi: WasiCtx,
         limits: ExecLimits,
+        output_usage: Box<dyn Fn() -> u64 + Send + Sync>,
     ) -> Result<ExecStats, Failure> {
+        let engine = self.flavor(limits.fuel.is_some())?.engine.clone();
         let state = JobState {
             wasi,
             table: ResourceTable::new(),
@@ -195,12 +280,34 @@ impl Runtime {
                 hit: false,
                 peak: 0,
             },
+            watch: Watch {
+                deadline: Instant::now() + limits.timeout,
+                output_usage,
+                output_limit: limits.output,
+                stopped: None,
+            },
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        if let Some(fuel) = limits.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| Failure::host("setting fuel", e))?;
+        }
+        // Every tick: stop the guest if it is out of time or over its output limit.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut cx| {
+            let w = &mut cx.data_mut().watch;
+            if Instant::now() >= w.deadline {
+                w.stopped = Some(FailureKind::Timeout);
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            if (w.output_usage)() > w.output_limit {
+                w.stopped = Some(FailureKind::OutputLimit);
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
 
         let call = async {
             let cmd = pre.instantiate_async(&mut store).await?;
@@ -212,18 +319,24 @@ impl Runtime {
             Ok(r) => r,
             Err(_) => return Err(timeout(limits.timeout)),
         };
-        let oom = store.data().limiter.hit;
+        let data = store.data();
         let stats = ExecStats {
-            peak_memory: store.data().limiter.peak as u64,
+            peak_memory: data.limiter.peak as u64,
+            fuel: limits
+                .fuel
+                .map(|f| f.saturating_sub(store.get_fuel().unwrap_or(0))),
         };
-        match result {
-            Ok(Ok(())) => Ok(stats),
-            Ok(Err(())) if oom => Err(out_of_memory(limits.memory)),
-            Ok(Err(())) => Err(Failure::new(
+        let oom = data.limiter.hit;
+        match (result, data.watch.stopped) {
+            (_, Some(FailureKind::OutputLimit)) => Err(output_limit(limits.output)),
+            (_, Some(_)) => Err(timeout(limits.timeout)),
+            (Ok(Ok(())), None) => Ok(stats),
+            (Ok(Err(())), None) if oom => Err(out_of_memory(limits.memory)),
+            (Ok(Err(())), None) => Err(Failure::new(
                 FailureKind::Exit,
-                "the program exited with a failure status",
+                "the program exited with a failure status (WASI 0.2 carries no exit code)",
             )),
-            Err(e) => match e.downcast_ref::<I32Exit>() {
+            (Err(e), None) => match e.downcast_ref::<I32Exit>() {
                 Some(I32Exit(0)) => Ok(stats),
                 Some(I32Exit(code)) => {
                     Err(Failure::new(FailureKind::Exit, format!("exit code {code}")))
@@ -242,6 +355,14 @@ fn timeout(limit: Duration) -> Failure {
     )
 }
 
+/// The failure for outputs over the limit.
+pub fn output_limit(limit: u64) -> Failure {
+    Failure::new(
+        FailureKind::OutputLimit,
+        format!("outputs exceeded the limit of {} bytes", limit),
+    )
+}
+
 fn out_of_memory(limit: u64) -> Failure {
     Failure::new(
         FailureKind::OutOfMemory,
@@ -255,9 +376,63 @@ fn out_of_memory(limit: u64) -> Failure {
 fn classify_trap(e: &wasmtime::Error, limits: ExecLimits) -> Failure {
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => timeout(limits.timeout),
-        Some(Trap::StackOverflow) => Failure::new(FailureKind::StackOverflow, format!("{e:?}")),
-        _ => Failure::new(FailureKind::Trap, format!("{e:?}")),
+        Some(Trap::StackOverflow) => Failure::new(FailureKind::StackOverflow, trap_message(e)),
+        // Toolchains keep a shadow stack at the bottom of linear memory that
+        // grows down; overflowing it wraps the stack pointer to the top of
+        // the 32-bit space, and the next access faults there.
+        Some(Trap::MemoryOutOfBounds) if shadow_stack_overflow(e) => Failure::new(
+            FailureKind::StackOverflow,
+            format!(
+                "the guest's stack in linear memory overflowed (unbounded recursion?): {}",
+                trap_message(e)
+            ),
+        ),
+        Some(Trap::OutOfFuel) => Failure::new(
+            FailureKind::OutOfFuel,
+            format!("used all of its {} fuel", limits.fuel.unwrap_or(0)),
+        ),
+        _ => Failure::new(FailureKind::Trap, trap_message(e)),
     }
+}
+
+/// The trap's cause and its wasm backtrace (function names where the
+/// component has them), without the host's own backtrace, trimmed.
+fn trap_message(e: &wasmtime::Error) -> String {
+    const FRAMES: usize = 12;
+    let text = format!("{e:#}");
+    let mut out = Vec::new();
+    let mut frames = 0;
+    for line in text.lines() {
+        let is_frame = line
+            .trim_start()
+            .split(':')
+            .next()
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+        if is_frame {
+            frames += 1;
+            if frames > FRAMES {
+                continue;
+            }
+        }
+        out.push(line);
+    }
+    let mut msg = out.join("\n");
+    if frames > FRAMES {
+        msg.push_str(&format!("\n    … {} more frames", frames - FRAMES));
+    }
+    msg
+}
+
+fn shadow_stack_overflow(e: &wasmtime::Error) -> bool {
+    let text = format!("{e:#}");
+    let Some(at) = text.find("memory fault at wasm address 0x") else {
+        return false;
+    };
+    let hex: String = text[at + 31..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    u64::from_str_radix(&hex, 16).is_ok_and(|a| a >= 0xffff_0000)
 }
 
 /// Loads a precompiled component, or compiles and caches it.
@@ -277,7 +452,7 @@ fn load(engine: &Engine, wasm: &Path, cwasm: &Path) -> Result<Component, Failure
     let not_component = |why: &str| {
         Failure::new(
             FailureKind::Instantiation,
-            format!("{} is not a WebAssembly component: {why}", wasm.display()),
+            format!("not a WebAssembly component: {why}"),
         )
     };
     if wasmtime::wasmparser::Parser::is_core_wasm(&bytes) {

@@ -28,6 +28,8 @@ pub struct JobRequest {
     pub action: ActionInputs,
     /// Limits for this execution.
     pub limits: ExecLimits,
+    /// Fixed clocks and randomness seeded by the key.
+    pub hermetic: bool,
     /// The job's action key.
     pub key: ActionKey,
 }
@@ -51,8 +53,19 @@ pub trait EventSink: Send + Sync + 'static {
 pub enum Event {
     /// Its dependencies are done; it is waiting for a free slot.
     Queued(JobId),
-    /// It started executing.
-    Running(JobId),
+    /// It started executing; attempts count from 1.
+    Running(JobId, u32),
+    /// An attempt failed and the job will run again after `backoff`.
+    Retrying {
+        /// The job.
+        job: JobId,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Why it failed.
+        failure: Failure,
+        /// The wait before the next attempt.
+        backoff: Duration,
+    },
     /// It reached its final state.
     Done(JobId, Arc<JobReport>),
 }
@@ -112,6 +125,10 @@ pub struct JobReport {
     pub key: Option<ActionKey>,
     /// What went into that key.
     pub action: Option<ActionInputs>,
+    /// The limits it ran under.
+    pub limits: Option<ExecLimits>,
+    /// Attempts made (0 for cached and skipped jobs).
+    pub attempts: u32,
     /// Time spent running (for a cached job, the cache lookup).
     pub elapsed: Duration,
 }
@@ -254,6 +271,8 @@ fn skipped(reason: SkipReason) -> JobReport {
         manifest: None,
         key: None,
         action: None,
+        limits: None,
+        attempts: 0,
         elapsed: Duration::ZERO,
     }
 }
@@ -329,8 +348,9 @@ fn request(
         inputs,
         outputs: job.outputs.clone(),
         stdout: job.stdout.clone(),
-        sandbox: SandboxKey::default().profile,
+        sandbox: SandboxKey::new(job.hermetic).profile,
     };
+    let (l, d) = (&job.limits, &opts.limits);
     Ok(JobRequest {
         id,
         name: job.name.clone(),
@@ -338,9 +358,13 @@ fn request(
         key: action.key(),
         action,
         limits: ExecLimits {
-            memory: job.limits.memory.unwrap_or(opts.limits.memory),
-            timeout: job.limits.timeout.unwrap_or(opts.limits.timeout),
+            memory: l.memory.unwrap_or(d.memory),
+            timeout: l.timeout.unwrap_or(d.timeout),
+            fuel: l.fuel.or(d.fuel),
+            output: l.output.unwrap_or(d.output),
+            log: l.log.unwrap_or(d.log),
         },
+        hermetic: job.hermetic,
     })
 }
 
@@ -394,6 +418,9 @@ async fn execute(
     let key = req.key;
     let id = req.id;
     let action = req.action.clone();
+    let job = &plan.jobs[id];
+    let cacheable = job.cacheable;
+    let retry = job.retry;
     let done = |report: JobReport| {
         let report = Arc::new(report);
         services
@@ -401,34 +428,71 @@ async fn execute(
             .event(&plan, &Event::Done(id, report.clone()));
         report
     };
-    if !no_cache && let Some(m) = services.cache.lookup(&key) {
+    if cacheable
+        && !no_cache
+        && let Some(m) = services.cache.lookup(&key)
+    {
         return done(JobReport {
             status: JobStatus::Cached,
             outputs: m.outputs.clone(),
             manifest: Some(m),
             key: Some(key),
             action: Some(action),
+            limits: Some(req.limits),
+            attempts: 0,
             elapsed: started.elapsed(),
         });
     }
-    let _permit = permits
-        .acquire()
-        .await
-        .expect("the semaphore is never closed");
-    // Time spent waiting for a slot is not the job's.
-    let started = Instant::now();
-    services.events.event(&plan, &Event::Running(req.id));
-    let outcome = services.executor.execute(req).await;
-    let status = match &outcome {
-        Outcome::Success(m) => match services.cache.insert(&key, m) {
-            Ok(()) => JobStatus::Executed,
-            Err(e) => JobStatus::Failed(Failure::host("writing the action cache", e)),
-        },
-        Outcome::Failure(f) => JobStatus::Failed(f.clone()),
-    };
-    let manifest = match outcome {
-        Outcome::Success(m) if status.is_success() => Some(m),
-        _ => None,
+    let limits = req.limits;
+    let mut attempt = 1;
+    let (status, manifest, started) = loop {
+        let permit = permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        // Time spent waiting for a slot is not the job's.
+        let started = Instant::now();
+        services.events.event(&plan, &Event::Running(id, attempt));
+        let outcome = services.executor.execute(req.clone()).await;
+        let failure = match outcome {
+            Outcome::Success(m) => {
+                let stored = if cacheable {
+                    services.cache.insert(&key, &m)
+                } else {
+                    Ok(())
+                };
+                break match stored {
+                    Ok(()) => (JobStatus::Executed, Some(m), started),
+                    Err(e) => (
+                        JobStatus::Failed(Failure::host("writing the action cache", e)),
+                        None,
+                        started,
+                    ),
+                };
+            }
+            Outcome::Failure(f) => f,
+        };
+        let retryable = retry.always || !failure.kind.is_deterministic();
+        if attempt >= retry.attempts || !retryable {
+            break (JobStatus::Failed(failure), None, started);
+        }
+        // Exponential backoff, capped; the slot is free while we wait.
+        let backoff = retry
+            .backoff
+            .saturating_mul(1 << (attempt - 1).min(16))
+            .min(MAX_BACKOFF);
+        services.events.event(
+            &plan,
+            &Event::Retrying {
+                job: id,
+                attempt,
+                failure: failure.clone(),
+                backoff,
+            },
+        );
+        drop(permit);
+        tokio::time::sleep(backoff).await;
+        attempt += 1;
     };
     // Reported before the slot is released, so events never show more
     // jobs running than there are slots.
@@ -441,6 +505,11 @@ async fn execute(
         manifest,
         key: Some(key),
         action: Some(action),
+        limits: Some(limits),
+        attempts: attempt,
         elapsed: started.elapsed(),
     })
 }
+
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);

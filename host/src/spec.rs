@@ -71,6 +71,13 @@ pub struct JobSpec {
     pub matrix: Vec<(Name, Vec<Spanned<String>>)>,
     /// Sandbox limits for this job.
     pub limits: Limits,
+    /// Retries of a failed job.
+    pub retry: Retry,
+    /// Fixed clocks and seeded randomness (the default); `false` gives the
+    /// host's clocks and randomness.
+    pub hermetic: bool,
+    /// Whether results are cached: `None` means "if hermetic".
+    pub cache: Option<bool>,
 }
 
 /// Per-job sandbox limits; `None` means the run-wide default.
@@ -80,6 +87,34 @@ pub struct Limits {
     pub memory: Option<u64>,
     /// Wall-clock time.
     pub timeout: Option<Duration>,
+    /// Fuel (roughly, wasm instructions); unlimited unless set.
+    pub fuel: Option<u64>,
+    /// Total bytes of declared outputs.
+    pub output: Option<u64>,
+    /// Bytes of log kept (stdout and stderr); beyond it the log is truncated.
+    pub log: Option<u64>,
+}
+
+/// `retry:`: how often to re-run a failed job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts in all (1 means no retry).
+    pub attempts: u32,
+    /// The wait before the first retry; it doubles for each further one, up to a minute.
+    pub backoff: Duration,
+    /// Also retry failures that would recur identically (out of memory,
+    /// out of fuel, stack overflow, output limit, instantiation).
+    pub always: bool,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 1,
+            backoff: Duration::from_secs(1),
+            always: false,
+        }
+    }
 }
 
 /// A string with `${{ … }}` references in it.
@@ -158,10 +193,12 @@ impl Template {
 
 const TOP_KEYS: &[&str] = &["name", "params", "inputs", "jobs"];
 const JOB_KEYS: &[&str] = &[
-    "uses", "needs", "args", "inputs", "outputs", "stdout", "strategy", "limits",
+    "uses", "needs", "args", "inputs", "outputs", "stdout", "strategy", "limits", "retry",
+    "hermetic", "cache",
 ];
 const STRATEGY_KEYS: &[&str] = &["matrix"];
-const LIMIT_KEYS: &[&str] = &["memory", "timeout"];
+const LIMIT_KEYS: &[&str] = &["memory", "timeout", "fuel", "output", "log"];
+const RETRY_KEYS: &[&str] = &["attempts", "backoff", "always"];
 
 /// Parses a workflow file, reporting every problem found rather than the first.
 pub fn parse(source: Source, default_name: &str) -> Result<Workflow, Diagnostics> {
@@ -300,6 +337,60 @@ impl Parser {
         }
     }
 
+    fn size(&mut self, s: &Spanned<String>) -> Option<u64> {
+        let n = parse_size(&s.value);
+        if n.is_none() {
+            self.errors.push(
+                Diagnostic::at(s.span, format!("`{}` is not a size", s.value))
+                    .expected("a size such as 512MiB, 2GiB or 1048576"),
+            );
+        }
+        n
+    }
+
+    fn duration(&mut self, s: &Spanned<String>) -> Option<Duration> {
+        let d = parse_duration(&s.value);
+        if d.is_none() {
+            self.errors.push(
+                Diagnostic::at(s.span, format!("`{}` is not a duration", s.value))
+                    .expected("a duration such as 500ms, 30s, 5m or 1h"),
+            );
+        }
+        d
+    }
+
+    /// A whole number, also written like `1e9`.
+    fn count(&mut self, s: &Spanned<String>, what: &str) -> Option<u64> {
+        let n = s.value.parse::<u64>().ok().or_else(|| {
+            s.value
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19)
+                .map(|f| f as u64)
+        });
+        if n.is_none() {
+            self.errors.push(
+                Diagnostic::at(s.span, format!("`{}` is not a whole number", s.value))
+                    .expected(what),
+            );
+        }
+        n
+    }
+
+    fn boolean(&mut self, s: &Spanned<String>) -> Option<bool> {
+        match s.value.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                self.errors.push(
+                    Diagnostic::at(s.span, format!("`{}` is not a boolean", s.value))
+                        .expected("true or false"),
+                );
+                None
+            }
+        }
+    }
+
     fn check_ident(&mut self, name: &Name) {
         if !is_ident(&name.value) {
             self.errors.push(
@@ -335,6 +426,9 @@ impl Parser {
             stdout: None,
             matrix: Vec::new(),
             limits: Limits::default(),
+            retry: Retry::default(),
+            hermetic: true,
+            cache: None,
         };
         if !matches!(node.kind, Kind::Map(_)) {
             self.errors.push(
@@ -440,25 +534,55 @@ impl Parser {
                         let Some(s) = self.scalar(lv, "a limit") else {
                             continue;
                         };
+                        let l = &mut job.limits;
                         match lkey.value.as_str() {
-                            "memory" => match parse_size(&s.value) {
-                                Some(n) => job.limits.memory = Some(n),
-                                None => self.errors.push(
-                                    Diagnostic::at(s.span, format!("`{}` is not a size", s.value))
-                                        .expected("a size such as 512MiB, 2GiB or 1048576"),
-                                ),
-                            },
-                            _ => match parse_duration(&s.value) {
-                                Some(d) => job.limits.timeout = Some(d),
-                                None => self.errors.push(
-                                    Diagnostic::at(
-                                        s.span,
-                                        format!("`{}` is not a duration", s.value),
-                                    )
-                                    .expected("a duration such as 500ms, 30s, 5m or 1h"),
-                                ),
-                            },
+                            "memory" => l.memory = self.size(&s),
+                            "output" => l.output = self.size(&s),
+                            "log" => l.log = self.size(&s),
+                            "fuel" => {
+                                l.fuel = self.count(&s, "an amount of fuel such as 1e9 or 500000")
+                            }
+                            _ => l.timeout = self.duration(&s),
                         }
+                    }
+                }
+                "retry" => {
+                    for (rkey, rv) in self.map(
+                        v,
+                        RETRY_KEYS,
+                        "a mapping such as { attempts: 3, backoff: 1s }",
+                    ) {
+                        let Some(s) = self.scalar(rv, "a retry setting") else {
+                            continue;
+                        };
+                        match rkey.value.as_str() {
+                            "attempts" => {
+                                match self.count(&s, "a number of attempts, at least 1") {
+                                    Some(n @ 1..=100) => job.retry.attempts = n as u32,
+                                    Some(_) => self.errors.push(
+                                        Diagnostic::at(s.span, format!("{} attempts", s.value))
+                                            .expected("between 1 and 100 attempts"),
+                                    ),
+                                    None => {}
+                                }
+                            }
+                            "backoff" => {
+                                if let Some(d) = self.duration(&s) {
+                                    job.retry.backoff = d;
+                                }
+                            }
+                            _ => job.retry.always = self.boolean(&s).unwrap_or(false),
+                        }
+                    }
+                }
+                "hermetic" => {
+                    if let Some(s) = self.scalar(v, "true or false") {
+                        job.hermetic = self.boolean(&s).unwrap_or(true);
+                    }
+                }
+                "cache" => {
+                    if let Some(s) = self.scalar(v, "true or false") {
+                        job.cache = self.boolean(&s);
                     }
                 }
                 _ => unreachable!("map() only yields allowed keys"),

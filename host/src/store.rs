@@ -166,25 +166,6 @@ impl Store {
         Ok(stored)
     }
 
-    /// The digest of a host file without storing it (components are hashed,
-    /// not copied), using the same path/size/mtime/inode index.
-    pub fn digest_host_file(&self, path: &Path) -> io::Result<Stored> {
-        let meta = fs::metadata(path)?;
-        let abs = fs::canonicalize(path)?;
-        let stamp = Stamp::of(&meta);
-        if let Some(stored) = self.files.lock().unwrap().get(&abs, &stamp) {
-            return Ok(stored);
-        }
-        let mut hasher = blake3::Hasher::new();
-        let size = hash_file(path, &mut hasher)?;
-        let stored = Stored {
-            digest: hasher.finalize().into(),
-            size,
-        };
-        self.files.lock().unwrap().insert(abs, stamp, stored);
-        Ok(stored)
-    }
-
     /// Saves the host-file digest index if it changed. Losing it only costs
     /// a re-hash, so it is written atomically but not fsynced.
     pub fn save_index(&self) -> io::Result<()> {

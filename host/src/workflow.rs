@@ -198,11 +198,14 @@ pub fn prepare(
                 digest: built.stored.digest,
             }
         } else {
+            // Into the store, so a recorded run can be re-executed (`cairn
+            // verify`) even after the file changes; unchanged files are
+            // neither copied nor hashed again.
             let stored = store
-                .digest_host_file(path)
-                .map_err(|e| Error::Host(format!("hashing {}: {e}", path.display())))?;
+                .put_host_file(path)
+                .map_err(|e| Error::Host(format!("storing {}: {e}", path.display())))?;
             ComponentRef {
-                path: path.clone(),
+                path: store.blob_path(&stored.digest),
                 digest: stored.digest,
             }
         };

@@ -4,6 +4,8 @@
 mod cache;
 mod example;
 mod execution;
+mod limits;
+mod maintenance;
 mod planning_errors;
 mod records;
 mod sandbox;

@@ -119,7 +119,7 @@ impl Recorder {
     }
 
     pub fn running(&self, id: JobId) -> usize {
-        self.position(|e| matches!(e, Event::Running(j) if *j == id))
+        self.position(|e| matches!(e, Event::Running(j, _) if *j == id))
     }
 
     pub fn done(&self, id: JobId) -> usize {
@@ -144,6 +144,7 @@ pub fn run_library(
         limits: ExecLimits {
             memory: 512 << 20,
             timeout: Duration::from_secs(60),
+            ..ExecLimits::default()
         },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
