@@ -11,7 +11,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 /// The Rust target every guest is built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
@@ -74,7 +73,7 @@ pub fn build_dir(dir: &Path, store: &Store) -> Result<Built, BuildError> {
     }
     // The tools run inside the directory, so give them an absolute path.
     let dir = &fs::canonicalize(dir).map_err(io_err)?;
-    let toolchain = rustc_version(dir)?;
+    let toolchain = rustc_version(dir, store)?;
     let key = source_digest(dir, &toolchain).map_err(io_err)?;
     let record = store.root().join("build").join("index").join(key.to_hex());
     if let Some(d) = fs::read_to_string(&record)
@@ -144,27 +143,102 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
     Ok(())
 }
 
-/// `rustc -vV` as seen from `dir` (its rust-toolchain.toml applies), once per process.
-fn rustc_version(dir: &Path) -> Result<String, BuildError> {
-    static VERSION: OnceLock<Result<String, String>> = OnceLock::new();
-    VERSION
-        .get_or_init(|| {
-            let out = Command::new("rustc")
-                .arg("-vV")
-                .current_dir(dir)
-                .output()
-                .map_err(|e| e.to_string())?;
-            if out.status.success() {
-                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-            } else {
-                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+/// `rustc -vV` as seen from `dir` (its rust-toolchain.toml applies).
+/// Starting rustc costs more than a whole cached run, so its answer is kept
+/// in the store under a stamp of everything that decides which rustc runs,
+/// and rustc is asked again only when that stamp changes.
+fn rustc_version(dir: &Path, store: &Store) -> Result<String, BuildError> {
+    let stamp = blake3::hash(toolchain_stamp(dir).as_bytes()).to_hex();
+    let entry = store
+        .root()
+        .join("build")
+        .join("toolchains")
+        .join(stamp.as_str());
+    if let Ok(v) = fs::read_to_string(&entry) {
+        return Ok(v);
+    }
+    let missing = |e: String| BuildError::MissingTool {
+        tool: "rustc".into(),
+        fix: format!("install Rust with rustup (https://rustup.rs): {}", e.trim()),
+    };
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .current_dir(dir)
+        .output()
+        .map_err(|e| missing(e.to_string()))?;
+    if !out.status.success() {
+        return Err(missing(String::from_utf8_lossy(&out.stderr).into_owned()));
+    }
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Only a cache: failing to write it costs a rustc start next time.
+    let _ = fs::create_dir_all(entry.parent().expect("has a parent")).and_then(|()| {
+        let mut tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
+        std::io::Write::write_all(&mut tmp, version.as_bytes())?;
+        tmp.persist(&entry).map(drop).map_err(|e| e.error)
+    });
+    Ok(version)
+}
+
+/// What decides which rustc runs in `dir`: rustup's environment and
+/// settings, toolchain files up the tree, the installed toolchains (a
+/// `rustup update` replaces their directories) and the `rustc` on PATH.
+fn toolchain_stamp(dir: &Path) -> String {
+    use std::fmt::Write as _;
+    use std::os::unix::fs::MetadataExt;
+    let mut s = String::new();
+    let stat = |s: &mut String, p: &Path| {
+        if let Ok(m) = fs::metadata(p) {
+            let _ = writeln!(
+                s,
+                "{} {} {} {} {}",
+                p.display(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ino()
+            );
+        }
+    };
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTUP_HOME",
+        "CARGO_HOME",
+        "PATH",
+    ] {
+        let _ = writeln!(s, "{var}={:?}", std::env::var_os(var));
+    }
+    for d in dir.ancestors() {
+        for f in ["rust-toolchain.toml", "rust-toolchain"] {
+            if let Ok(t) = fs::read_to_string(d.join(f)) {
+                let _ = writeln!(s, "{}:{t}", d.join(f).display());
             }
-        })
-        .clone()
-        .map_err(|e| BuildError::MissingTool {
-            tool: "rustc".into(),
-            fix: format!("install Rust with rustup (https://rustup.rs): {}", e.trim()),
-        })
+        }
+    }
+    let home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")));
+    if let Some(home) = home {
+        s.push_str(&fs::read_to_string(home.join("settings.toml")).unwrap_or_default());
+        let toolchains = home.join("toolchains");
+        stat(&mut s, &toolchains);
+        if let Ok(entries) = fs::read_dir(&toolchains) {
+            let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            names.sort();
+            for t in names {
+                stat(&mut s, &t.join("bin").join("rustc"));
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        if let Some(rustc) = std::env::split_paths(&path)
+            .map(|p| p.join("rustc"))
+            .find(|p| p.is_file())
+        {
+            stat(&mut s, &rustc);
+        }
+    }
+    s
 }
 
 /// Adds the wasm target when rustup manages the toolchain and lacks it:
@@ -258,5 +332,41 @@ fn cargo_build(dir: &Path, target_dir: &Path) -> Result<PathBuf, BuildError> {
                 "expected exactly one binary target, found {n}; a task directory builds one component"
             ),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_toolchain_stamp_sees_a_toolchain_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = toolchain_stamp(dir.path());
+        assert_eq!(
+            before,
+            toolchain_stamp(dir.path()),
+            "stable while nothing changes"
+        );
+        fs::write(
+            dir.path().join("rust-toolchain.toml"),
+            "[toolchain]\nchannel = \"nightly\"\n",
+        )
+        .unwrap();
+        assert_ne!(before, toolchain_stamp(dir.path()));
+    }
+
+    #[test]
+    fn the_source_digest_skips_build_output_and_sees_edits() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("src")).unwrap();
+        fs::write(dir.path().join("src/main.rs"), "fn main() {}").unwrap();
+        let a = source_digest(dir.path(), "rustc 1").unwrap();
+        fs::create_dir_all(dir.path().join("target")).unwrap();
+        fs::write(dir.path().join("target/junk"), "x").unwrap();
+        assert_eq!(a, source_digest(dir.path(), "rustc 1").unwrap());
+        assert_ne!(a, source_digest(dir.path(), "rustc 2").unwrap());
+        fs::write(dir.path().join("src/main.rs"), "fn main() { }").unwrap();
+        assert_ne!(a, source_digest(dir.path(), "rustc 1").unwrap());
     }
 }
