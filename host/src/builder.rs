@@ -230,13 +230,12 @@ fn toolchain_stamp(dir: &Path) -> String {
             }
         }
     }
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(rustc) = std::env::split_paths(&path)
+    if let Some(path) = std::env::var_os("PATH")
+        && let Some(rustc) = std::env::split_paths(&path)
             .map(|p| p.join("rustc"))
             .find(|p| p.is_file())
-        {
-            stat(&mut s, &rustc);
-        }
+    {
+        stat(&mut s, &rustc);
     }
     s
 }

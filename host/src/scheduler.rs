@@ -175,16 +175,10 @@ pub async fn run(
     opts: &RunOptions,
 ) -> RunReport {
     let started = Instant::now();
-    let n = plan.jobs.len();
-    let mut waiting: Vec<usize> = plan.jobs.iter().map(|j| j.deps.len()).collect();
-    let mut dependents: Vec<Vec<JobId>> = vec![Vec::new(); n];
-    for j in &plan.jobs {
-        for &d in &j.deps {
-            dependents[d].push(j.id);
-        }
-    }
-    let mut reports: Vec<Option<Arc<JobReport>>> = vec![None; n];
-    let mut ready: Vec<JobId> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut dag = Progress::new(plan.clone(), services.clone());
+    let mut ready: Vec<JobId> = (0..plan.jobs.len())
+        .filter(|&i| dag.waiting[i] == 0)
+        .collect();
     let mut set: JoinSet<(JobId, Arc<JobReport>)> = JoinSet::new();
     let permits = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let mut stopping = false;
@@ -194,17 +188,11 @@ pub async fn run(
         ready.sort_unstable_by(|a, b| b.cmp(a));
         while let Some(id) = ready.pop() {
             if stopping {
-                finish(
-                    &plan,
-                    &services,
-                    &mut reports,
-                    id,
-                    skipped(SkipReason::RunStopped),
-                );
+                dag.finish(id, skipped(SkipReason::RunStopped));
                 continue;
             }
             services.events.event(&plan, &Event::Queued(id));
-            match request(&plan, components, inputs, &reports, id, opts) {
+            match request(&plan, components, inputs, &dag.reports, id, opts) {
                 Ok(req) => {
                     let services = services.clone();
                     let permits = permits.clone();
@@ -219,16 +207,8 @@ pub async fn run(
                         status: JobStatus::Failed(failure),
                         ..skipped(SkipReason::RunStopped)
                     };
-                    finish(&plan, &services, &mut reports, id, report);
-                    let more = release(
-                        &plan,
-                        &services,
-                        &mut reports,
-                        &mut waiting,
-                        &dependents,
-                        id,
-                    );
-                    ready.extend(more);
+                    dag.finish(id, report);
+                    ready.extend(dag.release(id));
                     stopping |= !opts.keep_going;
                 }
             }
@@ -243,20 +223,13 @@ pub async fn run(
         };
         let failed = !report.status.is_success();
         // The job's task already reported `Done`, while it held its slot.
-        reports[id] = Some(report);
-        let more = release(
-            &plan,
-            &services,
-            &mut reports,
-            &mut waiting,
-            &dependents,
-            id,
-        );
-        ready.extend(more);
+        dag.reports[id] = Some(report);
+        ready.extend(dag.release(id));
         stopping |= failed && !opts.keep_going;
     }
     RunReport {
-        jobs: reports
+        jobs: dag
+            .reports
             .into_iter()
             .map(|r| Arc::unwrap_or_clone(r.expect("every job reaches a final state")))
             .collect(),
@@ -277,53 +250,66 @@ fn skipped(reason: SkipReason) -> JobReport {
     }
 }
 
-fn finish(
-    plan: &Plan,
-    services: &Services,
-    reports: &mut [Option<Arc<JobReport>>],
-    id: JobId,
-    report: JobReport,
-) {
-    let report = Arc::new(report);
-    services
-        .events
-        .event(plan, &Event::Done(id, report.clone()));
-    reports[id] = Some(report);
+/// Where the run stands: each job's report once final, and how many
+/// dependencies each job still waits for.
+struct Progress {
+    plan: Arc<Plan>,
+    services: Services,
+    reports: Vec<Option<Arc<JobReport>>>,
+    waiting: Vec<usize>,
+    dependents: Vec<Vec<JobId>>,
 }
 
-/// Updates the dependents of a finished job and returns those that became
-/// ready. A failure skips everything downstream of it, transitively.
-fn release(
-    plan: &Plan,
-    services: &Services,
-    reports: &mut [Option<Arc<JobReport>>],
-    waiting: &mut [usize],
-    dependents: &[Vec<JobId>],
-    id: JobId,
-) -> Vec<JobId> {
-    let ok = reports[id].as_ref().is_some_and(|r| r.status.is_success());
-    let mut ready = Vec::new();
-    for &d in &dependents[id] {
-        if reports[d].is_some() {
-            continue;
-        }
-        if ok {
-            waiting[d] -= 1;
-            if waiting[d] == 0 {
-                ready.push(d);
+impl Progress {
+    fn new(plan: Arc<Plan>, services: Services) -> Self {
+        let n = plan.jobs.len();
+        let mut dependents = vec![Vec::new(); n];
+        for j in &plan.jobs {
+            for &d in &j.deps {
+                dependents[d].push(j.id);
             }
-        } else {
-            finish(
-                plan,
-                services,
-                reports,
-                d,
-                skipped(SkipReason::Upstream(id)),
-            );
-            ready.extend(release(plan, services, reports, waiting, dependents, d));
+        }
+        Progress {
+            waiting: plan.jobs.iter().map(|j| j.deps.len()).collect(),
+            reports: vec![None; n],
+            dependents,
+            plan,
+            services,
         }
     }
-    ready
+
+    /// Records a job's final state and reports it.
+    fn finish(&mut self, id: JobId, report: JobReport) {
+        let report = Arc::new(report);
+        self.services
+            .events
+            .event(&self.plan, &Event::Done(id, report.clone()));
+        self.reports[id] = Some(report);
+    }
+
+    /// Updates the dependents of a finished job and returns those that
+    /// became ready. A failure skips everything downstream, transitively.
+    fn release(&mut self, id: JobId) -> Vec<JobId> {
+        let ok = self.reports[id]
+            .as_ref()
+            .is_some_and(|r| r.status.is_success());
+        let mut ready = Vec::new();
+        for d in self.dependents[id].clone() {
+            if self.reports[d].is_some() {
+                continue;
+            }
+            if ok {
+                self.waiting[d] -= 1;
+                if self.waiting[d] == 0 {
+                    ready.push(d);
+                }
+            } else {
+                self.finish(d, skipped(SkipReason::Upstream(id)));
+                ready.extend(self.release(d));
+            }
+        }
+        ready
+    }
 }
 
 /// Resolves a ready job's inputs and computes its key.

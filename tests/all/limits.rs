@@ -3,15 +3,11 @@
 
 use crate::util::{Project, Run};
 
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"))
-}
-
 /// The latest run's jobs by name: (status, failure kind, failure, attempts).
 fn jobs(p: &Project) -> std::collections::HashMap<String, (String, String, String, i64)> {
-    let runs = json(&p.cairn(&["runs", "--json"]));
+    let runs = p.cairn(&["runs", "--json"]).json();
     let id = runs[0]["id"].as_str().unwrap().to_string();
-    let status = json(&p.cairn(&["status", &id, "--json"]));
+    let status = p.cairn(&["status", &id, "--json"]).json();
     status["jobs"]
         .as_array()
         .unwrap()
@@ -74,7 +70,7 @@ fn every_limit_fails_its_job_alone_with_its_class() {
     // A chatty job is not killed: its log is cut at the limit and marked.
     assert_eq!(class("chatty"), ("executed", ""));
     assert_eq!(class("fine"), ("executed", ""));
-    let id = json(&p.cairn(&["runs", "--json"]))[0]["id"]
+    let id = p.cairn(&["runs", "--json"]).json()[0]["id"]
         .as_str()
         .unwrap()
         .to_string();

@@ -1,16 +1,12 @@
 //! `cairn verify`, `cairn store verify`, `cairn store gc`, and a store that
 //! survives `kill -9` at any moment.
 
-use crate::util::{Project, Run};
+use crate::util::Project;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"))
-}
-
 fn latest(p: &Project) -> String {
-    json(&p.cairn(&["runs", "--json"]))[0]["id"]
+    p.cairn(&["runs", "--json"]).json()[0]["id"]
         .as_str()
         .unwrap()
         .to_string()
@@ -54,7 +50,7 @@ fn store_verify_finds_a_corrupt_blob() {
     assert_eq!(ok.code, 0, "{ok:?}");
     assert!(ok.stdout.contains(" 0 problems"), "{ok:?}");
     let run = p.cairn(&["results", &latest(&p), "--json"]);
-    let digest = json(&run)["outputs"]
+    let digest = run.json()["outputs"]
         .as_array()
         .unwrap()
         .iter()
@@ -137,7 +133,7 @@ fn the_store_survives_kill_9_at_random_moments() {
         let check = p.cairn(&["store", "verify"]);
         assert_eq!(check.code, 0, "after kill {i} at {after:?}: {check:?}");
     }
-    let runs = json(&p.cairn(&["runs", "--json", "--limit", "100"]));
+    let runs = p.cairn(&["runs", "--json", "--limit", "100"]).json();
     let statuses: Vec<&str> = runs
         .as_array()
         .unwrap()

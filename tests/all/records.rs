@@ -1,14 +1,10 @@
 //! Run records across processes: detached runs, waiting for results from
 //! another process, concurrent runs on one store, `kill -9`, and `why`.
 
-use crate::util::{Project, Run, run_cairn};
+use crate::util::{Project, run_cairn};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"))
-}
 
 /// Polls `cairn status --json` until `done` holds (or panics after a while).
 fn wait_for(
@@ -63,7 +59,7 @@ fn a_detached_run_is_followed_from_another_process() {
     // Another process blocks until the run ends.
     let waited = p.cairn(&["results", &id[..8], "--wait", "--json"]);
     assert_eq!(waited.code, 0, "{waited:?}");
-    let v = json(&waited);
+    let v = waited.json();
     assert_eq!(v["run"]["status"], "succeeded");
     let out = &v["outputs"][0];
     assert_eq!(
@@ -134,7 +130,7 @@ fn two_workflows_run_at_once_on_one_store() {
         "{}",
         String::from_utf8_lossy(&ob.stderr)
     );
-    let runs = json(&run_cairn(a.path(), &["runs", "--json"], &env));
+    let runs = run_cairn(a.path(), &["runs", "--json"], &env).json();
     let names: Vec<&str> = runs
         .as_array()
         .unwrap()
@@ -146,7 +142,7 @@ fn two_workflows_run_at_once_on_one_store() {
     for r in runs.as_array().unwrap() {
         assert_eq!(r["status"], "succeeded");
         let id = r["id"].as_str().unwrap();
-        let status = json(&run_cairn(a.path(), &["status", id, "--json"], &env));
+        let status = run_cairn(a.path(), &["status", id, "--json"], &env).json();
         assert!(
             status["jobs"]
                 .as_array()
@@ -156,11 +152,7 @@ fn two_workflows_run_at_once_on_one_store() {
             "{status}"
         );
     }
-    let only_beta = json(&run_cairn(
-        a.path(),
-        &["runs", "--workflow", "beta", "--json"],
-        &env,
-    ));
+    let only_beta = run_cairn(a.path(), &["runs", "--workflow", "beta", "--json"], &env).json();
     assert_eq!(only_beta.as_array().unwrap().len(), 1);
 }
 
@@ -199,12 +191,12 @@ fn a_killed_run_shows_as_interrupted_and_a_rerun_reuses_finished_jobs() {
 
     let status = p.cairn(&["status", &id, "--json"]);
     assert_eq!(status.code, 1, "{status:?}");
-    let v = json(&status);
+    let v = status.json();
     assert_eq!(v["run"]["status"], "interrupted", "{v}");
     assert_eq!(job_status(&v, "quick"), "executed");
     assert_eq!(job_status(&v, "slow"), "interrupted");
     let listed = p.cairn(&["runs", "--status", "interrupted", "--json"]);
-    assert_eq!(json(&listed).as_array().unwrap().len(), 1, "{listed:?}");
+    assert_eq!(listed.json().as_array().unwrap().len(), 1, "{listed:?}");
 
     let rerun = p.cairn(&["run", "wf.yaml", "--param", "ms=10"]);
     assert_eq!(rerun.code, 0, "{rerun:?}");
@@ -220,7 +212,7 @@ fn why_names_the_input_that_changed() {
     p.workflow("inputs:\n  a: a.txt\n  b: b.txt\njobs:\n  cat:\n    uses: {CONCAT}\n    args: [both, out]\n    inputs:\n      both: ${{ jobs.pair.outputs.parts }}\n    outputs: [out]\n  pair:\n    uses: {FANOUT}\n    args: ['2']\n    outputs: [parts]\n  copy:\n    uses: {COPY}\n    args: [a, out]\n    inputs:\n      a: ${{ inputs.a }}\n      b: ${{ inputs.b }}\n    outputs: [out]\n");
     let first = p.cairn(&["run", "wf.yaml"]);
     assert_eq!(first.code, 0, "{first:?}");
-    let first_id = json(&p.cairn(&["runs", "--json"]))[0]["id"]
+    let first_id = p.cairn(&["runs", "--json"]).json()[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -234,7 +226,7 @@ fn why_names_the_input_that_changed() {
 
     p.write("b.txt", "TWO");
     assert_eq!(p.cairn(&["run", "wf.yaml"]).code, 0);
-    let id = json(&p.cairn(&["runs", "--json"]))[0]["id"]
+    let id = p.cairn(&["runs", "--json"]).json()[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -270,7 +262,7 @@ fn unknown_and_ambiguous_run_ids_are_usage_errors() {
     assert_eq!(nope.code, 2);
     assert!(nope.stderr.contains("no run `zzzz`"), "{nope:?}");
     // Both runs start with the same time-ordered prefix.
-    let ids = json(&p.cairn(&["runs", "--json"]));
+    let ids = p.cairn(&["runs", "--json"]).json();
     let (a, b) = (
         ids[0]["id"].as_str().unwrap(),
         ids[1]["id"].as_str().unwrap(),
