@@ -105,6 +105,13 @@ pub struct ActionInputs {
     pub stdout: Option<String>,
     /// The sandbox profile (see [`SandboxKey`]).
     pub sandbox: u32,
+    /// A typed task's export (`None` for command tasks).
+    #[serde(default)]
+    pub call: Option<String>,
+    /// A typed task's literal arguments, canonical JSON by parameter name.
+    /// (Arguments from the store are in `inputs`.)
+    #[serde(default)]
+    pub args: BTreeMap<String, serde_json::Value>,
 }
 
 impl ActionInputs {
@@ -145,6 +152,21 @@ impl ActionInputs {
         }
         e.tag(b'x');
         e.u64(u64::from(self.sandbox));
+        e.tag(b'f');
+        match &self.call {
+            Some(f) => {
+                e.tag(1);
+                e.bytes(f.as_bytes());
+            }
+            None => e.tag(0),
+        }
+        e.tag(b'p');
+        e.u64(self.args.len() as u64);
+        for (name, value) in &self.args {
+            e.bytes(name.as_bytes());
+            // serde_json writes object keys sorted: the text is canonical.
+            e.bytes(value.to_string().as_bytes());
+        }
         ActionKey(*e.0.finalize().as_bytes())
     }
 
@@ -198,6 +220,22 @@ impl ActionInputs {
                 declared(earlier),
                 declared(self)
             ));
+        }
+        if self.call != earlier.call {
+            out.push(format!(
+                "the function called changed: {:?} → {:?}",
+                earlier.call, self.call
+            ));
+        }
+        for (name, v) in &self.args {
+            match earlier.args.get(name) {
+                Some(old) if old == v => {}
+                Some(old) => out.push(format!("argument `{name}` changed: {old} → {v}")),
+                None => out.push(format!("argument `{name}` was added: {v}")),
+            }
+        }
+        for name in earlier.args.keys().filter(|n| !self.args.contains_key(*n)) {
+            out.push(format!("argument `{name}` was removed"));
         }
         if self.sandbox != earlier.sandbox {
             out.push(format!(
@@ -260,6 +298,9 @@ pub struct Manifest {
     /// Fuel consumed, when the job was metered.
     #[serde(default)]
     pub fuel: Option<u64>,
+    /// Metrics and labels a typed task reported.
+    #[serde(default)]
+    pub reported: crate::task_host::Reported,
 }
 
 impl Manifest {
@@ -346,6 +387,8 @@ mod tests {
             outputs: outputs.iter().map(|s| s.to_string()).collect(),
             stdout: None,
             sandbox: SandboxKey::default().profile,
+            call: None,
+            args: BTreeMap::new(),
         }
     }
 
@@ -446,6 +489,7 @@ mod tests {
             exec_ms: 1,
             peak_memory: 65536,
             fuel: None,
+            reported: Default::default(),
         };
         let k = key(&[], &[], &["o"]);
         assert_eq!(cache.lookup(&k), None);

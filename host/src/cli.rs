@@ -67,6 +67,32 @@ impl StoreArg {
 enum Command {
     /// Run a workflow: plan it, then execute every job not already cached.
     Run(RunArgs),
+    /// Type-check a workflow against its components without running it:
+    /// every argument, reference and output, at file:line:col.
+    Check {
+        /// The workflow file (YAML).
+        workflow: PathBuf,
+        /// Override a parameter: --param top=20 (repeatable).
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = key_value)]
+        params: Vec<(String, String)>,
+        /// Use another host file for a workflow input (repeatable).
+        #[arg(long = "input", value_name = "NAME=PATH", value_parser = key_value)]
+        inputs: Vec<(String, String)>,
+        /// The store directory [default: .cairn beside the workflow].
+        #[arg(long, env = "CAIRN_STORE")]
+        store: Option<PathBuf>,
+    },
+    /// Describe a component: digest, size, kind, its export's WIT signature,
+    /// and the imports it needs.
+    Inspect {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// The export to describe, when there are several.
+        #[arg(long)]
+        call: Option<String>,
+        #[command(flatten)]
+        store: StoreArg,
+    },
     /// Recent runs, newest first.
     Runs {
         /// Only runs of this workflow (by name).
@@ -303,6 +329,19 @@ pub fn main<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> i3
     };
     let result = match cli.command {
         Command::Run(args) => return run(args),
+        Command::Check {
+            workflow,
+            params,
+            inputs,
+            store,
+        } => {
+            return check(&workflow, Overrides { params, inputs }, store);
+        }
+        Command::Inspect {
+            component,
+            call,
+            store,
+        } => inspect(&component, call.as_deref(), &store.dir()),
         Command::Runs {
             workflow,
             status,
@@ -717,6 +756,104 @@ fn why(store_dir: &Path, run: &str, job: &str) -> Query {
         }
     }
     Ok(EXIT_OK)
+}
+
+fn check(path: &Path, overrides: Overrides, store: Option<PathBuf>) -> i32 {
+    let result = (|| {
+        let loaded = workflow::load(path, &overrides)?;
+        let store_dir = store.unwrap_or_else(|| workflow::default_store(&loaded));
+        let (store, runtime) = workflow::open(&store_dir)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Host(e.to_string()))?;
+        let prepared =
+            workflow::prepare(&loaded, &store, &runtime, &rt, &mut |n| eprintln!("  {n}"))?;
+        workflow::unusable(&loaded, &prepared)?;
+        Ok::<_, Error>((loaded, prepared))
+    })();
+    match result {
+        Ok((loaded, prepared)) => {
+            let typed = prepared
+                .calls
+                .iter()
+                .filter(|c| matches!(c, crate::check::Call::Typed(_)))
+                .count();
+            println!(
+                "{}: ok: {} jobs ({typed} typed, {} command)",
+                loaded.path.display(),
+                prepared.calls.len(),
+                prepared.calls.len() - typed
+            );
+            EXIT_OK
+        }
+        Err(e) => report_error(&e),
+    }
+}
+
+fn inspect(path: &Path, call: Option<&str>, store_dir: &Path) -> Query {
+    use crate::typed::TaskKind;
+    let bytes = std::fs::read(path)
+        .map_err(|e| QueryError::Usage(format!("reading {}: {e}", path.display())))?;
+    let (store, runtime) =
+        workflow::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?;
+    let stored = store
+        .put_host_file(path)
+        .map_err(|e| QueryError::Host(e.to_string()))?;
+    let component = crate::runtime::ComponentRef {
+        path: store.blob_path(&stored.digest),
+        digest: stored.digest,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| QueryError::Host(e.to_string()))?;
+    let kind = rt.block_on(runtime.inspect(&component, call));
+    let imports = rt.block_on(runtime.imports(&component));
+    println!("component  {}", path.display());
+    println!("digest     {}", stored.digest);
+    println!("size       {} bytes", bytes.len());
+    let code = match kind {
+        Ok(TaskKind::Command) => {
+            println!("kind       command (wasi:cli/run): argv in, files in /in and /out");
+            EXIT_OK
+        }
+        Ok(TaskKind::Typed(sig)) => {
+            println!("kind       typed task");
+            println!("export     {}", sig.describe());
+            let outs: Vec<String> = sig
+                .outputs()
+                .iter()
+                .map(|(n, t)| format!("{n}: {}", crate::typed::describe(t)))
+                .collect();
+            println!(
+                "outputs    {}",
+                if outs.is_empty() {
+                    "none".into()
+                } else {
+                    outs.join(", ")
+                }
+            );
+            EXIT_OK
+        }
+        Ok(TaskKind::Unusable(why)) | Err(crate::outcome::Failure { message: why, .. }) => {
+            println!("kind       unusable: {why}");
+            EXIT_JOB_FAILED
+        }
+    };
+    match imports {
+        Ok(list) => {
+            println!("imports");
+            for (name, provided) in list {
+                println!(
+                    "  {} {name}",
+                    if provided { "provided" } else { "MISSING " }
+                );
+            }
+        }
+        Err(f) => println!("imports    unreadable: {}", f.message),
+    }
+    Ok(code)
 }
 
 fn cores() -> usize {

@@ -1,18 +1,25 @@
 //! The real executor: stage inputs, run the component in a fresh sandboxed
-//! store, collect outputs and logs into the store.
+//! store, collect outputs and logs into the store. Command tasks exchange
+//! files through `/in` and `/out`; typed tasks exchange values and
+//! artifacts through their export's signature.
 
 use crate::cache::{CACHE_FORMAT, Manifest, Value};
-use crate::outcome::{Failure, Outcome};
-use crate::runtime::{Runtime, output_limit};
+use crate::outcome::{Failure, FailureKind, Outcome};
+use crate::runtime::{Entry, JobState, Runtime, TypedInvoke, output_limit};
 use crate::sandbox::{JobDir, SandboxSettings};
 use crate::scheduler::{Executor, JobRequest};
 use crate::store::Store;
+use crate::task_host::{ArtifactRes, TaskCtx};
+use crate::typed::{self, Signature, holds_artifacts, is_artifact};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
+use wasmtime::Store as WasmStore;
+use wasmtime::component::{Resource, Type, Val};
 
-/// Runs command components with wasmtime.
+/// Runs components with wasmtime.
 pub struct WasmExecutor {
     runtime: Arc<Runtime>,
     store: Arc<Store>,
@@ -25,40 +32,71 @@ impl WasmExecutor {
     }
 
     async fn run(&self, req: JobRequest) -> Result<Manifest, Failure> {
-        let pre = self
-            .runtime
-            .command(&req.component, req.limits.fuel.is_some())
-            .await?;
-        let mut dir = JobDir::create(&self.store, &req.action.inputs)
-            .map_err(|e| Failure::host("staging inputs", e))?;
+        let typed = req.typed.clone();
+        let fuel = req.limits.fuel.is_some();
+        // Typed tasks get no files: their inputs are parameters.
+        let staged = if typed.is_some() {
+            BTreeMap::new()
+        } else {
+            req.action.inputs.clone()
+        };
+        let mut dir =
+            JobDir::create(&self.store, &staged).map_err(|e| Failure::host("staging inputs", e))?;
         let settings = SandboxSettings {
             hermetic_seed: req.hermetic.then_some(req.key.0),
             log_limit: req.limits.log,
             output_limit: req.limits.output,
             stdout_is_output: req.action.stdout.is_some(),
+            preopens: typed.is_none(),
         };
         let wasi = dir
             .wasi(&req.name, &req.action.argv, &settings)
             .map_err(|e| Failure::host("preparing the sandbox", e))?;
+        let task = TaskCtx::new(
+            self.store.clone(),
+            dir.writer_dir(),
+            dir.task_log(),
+            BTreeMap::new(),
+        );
         let started = Instant::now();
+        let mut invoke = typed.as_ref().map(|sig| Invoke {
+            sig: sig.clone(),
+            action: req.action.clone(),
+            store: self.store.clone(),
+            outputs: BTreeMap::new(),
+        });
+        let (command, instance);
+        let entry = match &mut invoke {
+            None => {
+                command = self.runtime.command(&req.component, fuel).await?;
+                Entry::Command(&command)
+            }
+            Some(invoke) => {
+                instance = self.runtime.typed(&req.component, fuel).await?;
+                Entry::Typed(&instance, invoke)
+            }
+        };
         let ran = self
             .runtime
-            .run(&pre, wasi, req.limits, dir.output_usage())
+            .run(entry, wasi, task, req.limits, dir.output_usage())
             .await;
         let exec_ms = started.elapsed().as_millis() as u64;
         let collected = ran
-            .and_then(|stats| {
-                let c = dir.collect(
+            .and_then(|(stats, reported)| {
+                let mut c = dir.collect(
                     &self.store,
                     &req.action.outputs,
                     req.action.stdout.as_deref(),
                 )?;
+                if let Some(invoke) = invoke {
+                    c.outputs = invoke.outputs;
+                }
                 // The runtime checks as the job writes; this is the exact total.
                 let total: u64 = c.outputs.values().map(Value::size).sum();
                 if total > req.limits.output {
                     return Err(output_limit(req.limits.output));
                 }
-                Ok((c, stats))
+                Ok((c, stats, reported))
             })
             .map_err(|mut failure| {
                 // Keep whatever the job printed: it is how people debug it.
@@ -68,7 +106,7 @@ impl WasmExecutor {
                 }
                 failure
             })?;
-        let (collected, stats) = collected;
+        let (collected, stats, reported) = collected;
         Ok(Manifest {
             format: CACHE_FORMAT,
             outputs: collected.outputs,
@@ -77,6 +115,7 @@ impl WasmExecutor {
             exec_ms,
             peak_memory: stats.peak_memory,
             fuel: stats.fuel,
+            reported,
         })
     }
 }
@@ -89,5 +128,175 @@ impl Executor for WasmExecutor {
                 Err(f) => Outcome::Failure(f),
             }
         })
+    }
+}
+
+/// One typed call: arguments from literals (canonical JSON) and from the
+/// store (artifacts as resources, values decoded), results into outputs.
+struct Invoke {
+    sig: Arc<Signature>,
+    action: crate::cache::ActionInputs,
+    store: Arc<Store>,
+    outputs: BTreeMap<String, Value>,
+}
+
+impl TypedInvoke for Invoke {
+    fn export(&self) -> &str {
+        &self.sig.export
+    }
+
+    fn args(&mut self, wasm: &mut WasmStore<JobState>) -> Result<Vec<Val>, Failure> {
+        let mut args = Vec::with_capacity(self.sig.params.len());
+        for (name, ty) in &self.sig.params {
+            let val = match (self.action.args.get(name), self.action.inputs.get(name)) {
+                (Some(json), _) => typed::from_json(json, ty).map_err(|e| input(name, e))?,
+                (None, Some(value)) => self
+                    .value_to_val(wasm, value, ty)
+                    .map_err(|e| input(name, e))?,
+                (None, None) => return Err(input(name, "no value was given".into())),
+            };
+            args.push(val);
+        }
+        Ok(args)
+    }
+
+    fn results(
+        &mut self,
+        wasm: &mut WasmStore<JobState>,
+        results: Vec<Val>,
+    ) -> Result<(), Failure> {
+        let (Some(mut val), Some(mut ty)) = (results.into_iter().next(), self.sig.result.clone())
+        else {
+            return Ok(());
+        };
+        if let (Val::Result(r), Type::Result(rt)) = (&val, &ty) {
+            match r {
+                Err(e) => {
+                    let reason = match e.as_deref() {
+                        Some(Val::String(s)) => s.clone(),
+                        Some(v) => typed::to_json(v).map_or_else(|e| e, |j| j.to_string()),
+                        None => "the task returned an error".to_string(),
+                    };
+                    return Err(Failure::new(FailureKind::Guest, reason));
+                }
+                Ok(None) => return Ok(()),
+                Ok(Some(v)) => {
+                    let ok = rt.ok().expect("an ok value has an ok type");
+                    val = (**v).clone();
+                    ty = ok;
+                }
+            }
+        }
+        let named: Vec<(String, Val, Type)> = match (val, &ty) {
+            (Val::Record(fields), Type::Record(r)) => fields
+                .into_iter()
+                .zip(r.fields())
+                .map(|((n, v), f)| (n, v, f.ty))
+                .collect(),
+            (Val::Tuple(items), Type::Tuple(t)) => items
+                .into_iter()
+                .zip(t.types())
+                .enumerate()
+                .map(|(i, (v, t))| (i.to_string(), v, t))
+                .collect(),
+            (v, t) => vec![("out".to_string(), v, t.clone())],
+        };
+        for (name, v, t) in named {
+            let value = self.output_value(wasm, v, &t).map_err(|e| {
+                Failure::new(FailureKind::BadOutput, format!("output `{name}`: {e}"))
+            })?;
+            self.outputs.insert(name, value);
+        }
+        Ok(())
+    }
+}
+
+fn input(name: &str, e: String) -> Failure {
+    Failure::new(FailureKind::Input, format!("parameter `{name}`: {e}"))
+}
+
+impl Invoke {
+    fn value_to_val(
+        &self,
+        wasm: &mut WasmStore<JobState>,
+        value: &Value,
+        ty: &Type,
+    ) -> Result<Val, String> {
+        match (value, ty) {
+            (Value::Blob { digest, size }, t) if is_artifact(t) => {
+                let res = wasm
+                    .data_mut()
+                    .table()
+                    .push(ArtifactRes {
+                        digest: *digest,
+                        size: *size,
+                    })
+                    .map_err(|e| e.to_string())?;
+                let any = res
+                    .try_into_resource_any(&mut *wasm)
+                    .map_err(|e| e.to_string())?;
+                Ok(Val::Resource(any))
+            }
+            (Value::List(items), Type::List(l)) => items
+                .iter()
+                .map(|i| self.value_to_val(wasm, i, &l.ty()))
+                .collect::<Result<_, _>>()
+                .map(Val::List),
+            (Value::Blob { digest, .. }, t) => {
+                let bytes = self.store.read(digest).map_err(|e| e.to_string())?;
+                let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
+                    format!(
+                        "an artifact of {} bytes is not a {} value",
+                        bytes.len(),
+                        typed::describe(t)
+                    )
+                })?;
+                typed::from_json(&json, t)
+            }
+            (Value::List(_), t) => Err(format!("a list where {} is expected", typed::describe(t))),
+        }
+    }
+
+    fn output_value(
+        &self,
+        wasm: &mut WasmStore<JobState>,
+        v: Val,
+        ty: &Type,
+    ) -> Result<Value, String> {
+        match (v, ty) {
+            (Val::Resource(any), t) if is_artifact(t) => {
+                let res = Resource::<ArtifactRes>::try_from_resource_any(any, &mut *wasm)
+                    .map_err(|e| e.to_string())?;
+                let art = wasm
+                    .data_mut()
+                    .table()
+                    .delete(res)
+                    .map_err(|e| e.to_string())?;
+                Ok(Value::Blob {
+                    digest: art.digest,
+                    size: art.size,
+                })
+            }
+            (Val::List(items), Type::List(l)) if holds_artifacts(&l.ty()) => items
+                .into_iter()
+                .map(|i| self.output_value(wasm, i, &l.ty()))
+                .collect::<Result<_, _>>()
+                .map(Value::List),
+            (v, t) if !holds_artifacts(t) => {
+                let json = typed::to_json(&v)?;
+                let stored = self
+                    .store
+                    .put_bytes(json.to_string().as_bytes())
+                    .map_err(|e| e.to_string())?;
+                Ok(Value::Blob {
+                    digest: stored.digest,
+                    size: stored.size,
+                })
+            }
+            (_, t) => Err(format!(
+                "{} holds artifacts inside another value; return them as a record field or a list",
+                typed::describe(t)
+            )),
+        }
     }
 }

@@ -24,6 +24,7 @@
 
 pub mod builder;
 pub mod cache;
+pub mod check;
 pub mod cli;
 pub mod diag;
 pub mod digest;
@@ -37,5 +38,7 @@ pub mod sandbox;
 pub mod scheduler;
 pub mod spec;
 pub mod store;
+pub mod task_host;
+pub mod typed;
 pub mod workflow;
 pub mod yaml;

@@ -42,7 +42,7 @@ pub async fn verify_run(
     run_id: &str,
     jobs: usize,
 ) -> Result<Vec<(String, Verdict)>, RecordError> {
-    let executor = Arc::new(WasmExecutor::new(runtime, store.clone()));
+    let executor = Arc::new(WasmExecutor::new(runtime.clone(), store.clone()));
     let rows = records.jobs(run_id)?;
     let mut recorded: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     for o in records.outputs(run_id)? {
@@ -72,15 +72,30 @@ pub async fn verify_run(
             ));
             continue;
         }
+        let component = ComponentRef {
+            path: store.blob_path(&action.component),
+            digest: action.component,
+        };
         let req = JobRequest {
             id: j.job as usize,
             name: j.name.clone(),
-            component: ComponentRef {
-                path: store.blob_path(&action.component),
-                digest: action.component,
-            },
+            component: component.clone(),
             key: action.key(),
             hermetic: action.sandbox == crate::cache::SandboxKey::new(true).profile,
+            typed: match &action.call {
+                None => None,
+                Some(call) => match runtime.inspect(&component, Some(call)).await {
+                    Ok(crate::typed::TaskKind::Typed(sig)) => Some(Arc::new(sig)),
+                    Ok(_) | Err(_) => {
+                        verdicts.push((
+                            i,
+                            j.name.clone(),
+                            Verdict::NotRun(format!("its component no longer exports `{call}`")),
+                        ));
+                        continue;
+                    }
+                },
+            },
             action,
             limits: j.limits.unwrap_or_default(),
         };
@@ -346,6 +361,7 @@ mod tests {
             exec_ms: 0,
             peak_memory: 0,
             fuel: None,
+            reported: Default::default(),
         };
         let key = ActionKey([7; 32]);
         cache.insert(&key, &m).unwrap();

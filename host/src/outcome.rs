@@ -46,6 +46,8 @@ pub enum FailureKind {
     OutputLimit,
     /// Any other WebAssembly trap.
     Trap,
+    /// A typed task returned `err(e)`; the message is `e`.
+    Guest,
     /// A declared output was not written.
     MissingOutput,
     /// An output was written in a shape that is not allowed (a symlink, a bad list).
@@ -89,6 +91,7 @@ impl FailureKind {
             FailureKind::OutOfFuel => "out_of_fuel",
             FailureKind::OutputLimit => "output_limit",
             FailureKind::Trap => "trap",
+            FailureKind::Guest => "guest_error",
             FailureKind::MissingOutput => "missing_output",
             FailureKind::BadOutput => "bad_output",
             FailureKind::Instantiation => "instantiation",

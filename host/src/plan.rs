@@ -72,6 +72,20 @@ pub struct PlannedJob {
     pub hermetic: bool,
     /// Whether its results are looked up in and stored to the action cache.
     pub cacheable: bool,
+    /// A typed task's export to call, when named.
+    pub call: Option<Spanned<String>>,
+    /// A typed task's arguments, by parameter name, in file order.
+    pub with: Vec<(Spanned<String>, Arg)>,
+}
+
+/// A typed task's argument after planning.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    /// A literal, with params and matrix values substituted; typed against
+    /// the parameter once the component's signature is known.
+    Literal(crate::yaml::Node),
+    /// An artifact or value from the store, and where it was referenced.
+    Source(InputSource, Span),
 }
 
 /// Where an input's bytes come from.
@@ -231,6 +245,7 @@ fn job_refs(job: &JobSpec) -> impl Iterator<Item = &Ref> {
     job.args
         .iter()
         .chain(job.inputs.iter().map(|(_, t)| t))
+        .chain(job.with.iter().flat_map(|w| &w.templates))
         .flat_map(Template::refs)
 }
 
@@ -388,15 +403,10 @@ fn check_ref(
                 .chain(&producer.stdout)
                 .map(|o| o.value.as_str())
                 .collect();
-            if !outs.contains(&output.value.as_str()) {
-                let expected = if outs.is_empty() {
-                    format!(
-                        "an output declared by job `{}`, which declares none",
-                        dep.value
-                    )
-                } else {
-                    format!("one of job `{}`'s outputs: {}", dep.value, outs.join(", "))
-                };
+            // A job that declares no outputs may be a typed task, whose
+            // outputs come from its signature: checked once that is known.
+            if !outs.is_empty() && !outs.contains(&output.value.as_str()) {
+                let expected = format!("one of job `{}`'s outputs: {}", dep.value, outs.join(", "));
                 errors.push(
                     Diagnostic::at(
                         output.span,
@@ -461,6 +471,18 @@ impl Ctx<'_> {
             collect_deps(&source, &mut deps);
             inputs.push((name.value.clone(), source));
         }
+        let mut with = Vec::new();
+        for w in &spec.with {
+            let arg = match w.source() {
+                Some(r) => {
+                    let source = self.source(r)?;
+                    collect_deps(&source, &mut deps);
+                    Arg::Source(source, r.span)
+                }
+                None => Arg::Literal(self.substitute(&w.node)?),
+            };
+            with.push((w.name.clone(), arg));
+        }
         for need in &spec.needs {
             deps.extend(&self.instances[need.value.as_str()]);
         }
@@ -492,6 +514,8 @@ impl Ctx<'_> {
             // A job that sees the host's clocks and randomness may give other
             // bytes each time: cache it only if it asks.
             cacheable: spec.cache.unwrap_or(spec.hermetic),
+            call: spec.call.clone(),
+            with,
         })
     }
 
@@ -502,6 +526,37 @@ impl Ctx<'_> {
             .find(|(k, _)| k == key)
             .expect("matrix keys were checked")
             .1
+    }
+
+    /// A literal with every `${{ params.x }}` and `${{ matrix.k }}` replaced.
+    fn substitute(&self, node: &crate::yaml::Node) -> Result<crate::yaml::Node, Diagnostic> {
+        use crate::yaml::Kind;
+        let kind = match &node.kind {
+            Kind::Scalar { text, plain } if text.contains("${{") => {
+                let t = crate::spec::parse_template(text, node.span, !plain)?;
+                Kind::Scalar {
+                    text: self.render(&t)?,
+                    plain: *plain,
+                }
+            }
+            Kind::Scalar { .. } => node.kind.clone(),
+            Kind::Seq(items) => Kind::Seq(
+                items
+                    .iter()
+                    .map(|i| self.substitute(i))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Kind::Map(entries) => Kind::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), self.substitute(v)?)))
+                    .collect::<Result<_, Diagnostic>>()?,
+            ),
+        };
+        Ok(crate::yaml::Node {
+            span: node.span,
+            kind,
+        })
     }
 
     fn render(&self, t: &Template) -> Result<String, Diagnostic> {

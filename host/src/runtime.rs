@@ -4,6 +4,8 @@
 
 use crate::digest::Digest;
 use crate::outcome::{Failure, FailureKind};
+use crate::task_host::{self, TaskCtx, TaskView};
+use crate::typed::TaskKind;
 use std::collections::HashMap;
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Val};
 use wasmtime::{Config, Engine, EngineWeak, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
@@ -83,6 +85,38 @@ pub struct JobState {
     table: ResourceTable,
     limiter: MemoryLimiter,
     watch: Watch,
+    task: TaskCtx,
+}
+
+impl JobState {
+    /// The job's resource table (artifacts passed to and from a typed task).
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// What the typed task reported through `cairn:task/context`.
+    pub fn reported(&self) -> &crate::task_host::Reported {
+        &self.task.reported
+    }
+}
+
+/// How to call into a component once it is instantiated.
+pub enum Entry<'a> {
+    /// Run `wasi:cli/run`.
+    Command(&'a CommandPre<JobState>),
+    /// Call a typed task's export.
+    Typed(&'a InstancePre<JobState>, &'a mut dyn TypedInvoke),
+}
+
+/// The typed side of a call: builds the arguments (which may need the store,
+/// to hand artifacts over as resources) and takes the results.
+pub trait TypedInvoke: Send {
+    /// The export to call.
+    fn export(&self) -> &str;
+    /// The arguments, in parameter order.
+    fn args(&mut self, store: &mut Store<JobState>) -> Result<Vec<Val>, Failure>;
+    /// Takes the results; an `Err` fails the job (a guest error).
+    fn results(&mut self, store: &mut Store<JobState>, results: Vec<Val>) -> Result<(), Failure>;
 }
 
 impl WasiView for JobState {
@@ -128,7 +162,7 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-type Loaded = Arc<OnceCell<Result<CommandPre<JobState>, Failure>>>;
+type Loaded = Arc<OnceCell<Result<(Component, InstancePre<JobState>), Failure>>>;
 
 /// One engine configuration with its linker and loaded components.
 struct Flavor {
@@ -153,6 +187,10 @@ impl Flavor {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        task_host::add_to_linker(&mut linker, |s: &mut JobState| TaskView {
+            ctx: &mut s.task,
+            table: &mut s.table,
+        })?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let compiled_dir = compiled_root.join(format!("{:016x}", h.finish()));
@@ -223,13 +261,13 @@ impl Runtime {
             .map_err(|e| Failure::host("creating the fuel-metered engine", e))
     }
 
-    /// The component ready to instantiate: compiled (or loaded from the
-    /// on-disk cache) once per process, however many jobs ask at once.
-    pub async fn command(
+    /// The component, compiled (or loaded from the on-disk cache) and
+    /// pre-instantiated once per process, however many jobs ask at once.
+    async fn load(
         &self,
         c: &ComponentRef,
         fuel: bool,
-    ) -> Result<CommandPre<JobState>, Failure> {
+    ) -> Result<(Component, InstancePre<JobState>), Failure> {
         let flavor = self.flavor(fuel)?;
         let cell = flavor
             .loaded
@@ -251,26 +289,74 @@ impl Runtime {
                     format!("the host cannot satisfy the component's imports: {e:#}"),
                 )
             })?;
-            CommandPre::new(pre).map_err(|e| {
-                Failure::new(
-                    FailureKind::Instantiation,
-                    format!("not a command component (no wasi:cli/run export): {e:#}"),
-                )
-            })
+            Ok((component, pre))
         })
         .await
         .clone()
+    }
+
+    /// A command component, ready to run.
+    pub async fn command(
+        &self,
+        c: &ComponentRef,
+        fuel: bool,
+    ) -> Result<CommandPre<JobState>, Failure> {
+        let (_, pre) = self.load(c, fuel).await?;
+        CommandPre::new(pre).map_err(|e| {
+            Failure::new(
+                FailureKind::Instantiation,
+                format!("not a command component (no wasi:cli/run export): {e:#}"),
+            )
+        })
+    }
+
+    /// A typed component, ready to instantiate.
+    pub async fn typed(
+        &self,
+        c: &ComponentRef,
+        fuel: bool,
+    ) -> Result<InstancePre<JobState>, Failure> {
+        Ok(self.load(c, fuel).await?.1)
+    }
+
+    /// The component's imports, each with whether this host provides it.
+    pub async fn imports(&self, c: &ComponentRef) -> Result<Vec<(String, bool)>, Failure> {
+        let engine = self.plain.engine.clone();
+        let cwasm = self.plain.compiled_dir.join(format!("{}.cwasm", c.digest));
+        let path = c.path.clone();
+        let component = tokio::task::spawn_blocking(move || load(&engine, &path, &cwasm))
+            .await
+            .map_err(|e| Failure::host("compiling", e))??;
+        let provided = |name: &str| {
+            // The host provides WASI 0.2 (any patch version) and cairn:task 0.1.
+            name.starts_with("wasi:") && name.contains("@0.2.")
+                || name.starts_with("cairn:task/") && name.ends_with("@0.1.0")
+        };
+        Ok(component
+            .component_type()
+            .imports(&self.plain.engine)
+            .map(|(name, _)| (name.to_string(), provided(name)))
+            .collect())
+    }
+
+    /// What kind of task a component is (command, or typed with which
+    /// signature). `call` names the export when there are several.
+    pub async fn inspect(&self, c: &ComponentRef, call: Option<&str>) -> Result<TaskKind, Failure> {
+        let (component, _) = self.load(c, false).await?;
+        crate::typed::task_kind(&component, &self.plain.engine, call)
+            .map_err(|e| Failure::new(FailureKind::Instantiation, e))
     }
 
     /// Runs a command component to completion in a fresh store.
     /// `output_usage` reports the bytes written to outputs so far.
     pub async fn run(
         &self,
-        pre: &CommandPre<JobState>,
+        entry: Entry<'_>,
         wasi: WasiCtx,
+        task: TaskCtx,
         limits: ExecLimits,
         output_usage: Box<dyn Fn() -> u64 + Send + Sync>,
-    ) -> Result<ExecStats, Failure> {
+    ) -> Result<(ExecStats, crate::task_host::Reported), Failure> {
         let engine = self.flavor(limits.fuel.is_some())?.engine.clone();
         let state = JobState {
             wasi,
@@ -286,6 +372,7 @@ impl Runtime {
                 output_limit: limits.output,
                 stopped: None,
             },
+            task,
         };
         let mut store = Store::new(&engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -310,15 +397,42 @@ impl Runtime {
         });
 
         let call = async {
-            let cmd = pre.instantiate_async(&mut store).await?;
-            cmd.wasi_cli_run().call_run(&mut store).await
+            match entry {
+                Entry::Command(pre) => {
+                    let cmd = pre.instantiate_async(&mut store).await?;
+                    let exited = cmd.wasi_cli_run().call_run(&mut store).await?;
+                    Ok(exited.map_err(|()| {
+                        Failure::new(
+                            FailureKind::Exit,
+                            "the program exited with a failure status (WASI 0.2 carries no exit code)",
+                        )
+                    }))
+                }
+                Entry::Typed(pre, invoke) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let Some(func) = instance.get_func(&mut store, invoke.export()) else {
+                        return Ok(Err(Failure::new(
+                            FailureKind::Instantiation,
+                            format!("the component exports no function `{}`", invoke.export()),
+                        )));
+                    };
+                    let args = match invoke.args(&mut store) {
+                        Ok(a) => a,
+                        Err(f) => return Ok(Err(f)),
+                    };
+                    let mut results = vec![Val::Bool(false); func.ty(&store).results().len()];
+                    func.call_async(&mut store, &args, &mut results).await?;
+                    Ok(invoke.results(&mut store, results))
+                }
+            }
         };
         // The epoch stops running wasm; this stops a guest blocked in a host
         // call (a long sleep) as well.
-        let result = match tokio::time::timeout(limits.timeout + EPOCH_TICK * 10, call).await {
-            Ok(r) => r,
-            Err(_) => return Err(timeout(limits.timeout)),
-        };
+        let result: wasmtime::Result<Result<(), Failure>> =
+            match tokio::time::timeout(limits.timeout + EPOCH_TICK * 10, call).await {
+                Ok(r) => r,
+                Err(_) => return Err(timeout(limits.timeout)),
+            };
         let data = store.data();
         let stats = ExecStats {
             peak_memory: data.limiter.peak as u64,
@@ -327,17 +441,16 @@ impl Runtime {
                 .map(|f| f.saturating_sub(store.get_fuel().unwrap_or(0))),
         };
         let oom = data.limiter.hit;
+        let reported = data.task.reported.clone();
+        let done = Ok((stats, reported));
         match (result, data.watch.stopped) {
             (_, Some(FailureKind::OutputLimit)) => Err(output_limit(limits.output)),
             (_, Some(_)) => Err(timeout(limits.timeout)),
-            (Ok(Ok(())), None) => Ok(stats),
-            (Ok(Err(())), None) if oom => Err(out_of_memory(limits.memory)),
-            (Ok(Err(())), None) => Err(Failure::new(
-                FailureKind::Exit,
-                "the program exited with a failure status (WASI 0.2 carries no exit code)",
-            )),
+            (Ok(Ok(())), None) => done,
+            (Ok(Err(_)), None) if oom => Err(out_of_memory(limits.memory)),
+            (Ok(Err(f)), None) => Err(f),
             (Err(e), None) => match e.downcast_ref::<I32Exit>() {
-                Some(I32Exit(0)) => Ok(stats),
+                Some(I32Exit(0)) => done,
                 Some(I32Exit(code)) => {
                     Err(Failure::new(FailureKind::Exit, format!("exit code {code}")))
                 }

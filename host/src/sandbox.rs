@@ -27,6 +27,7 @@ pub struct JobDir {
     dir: tempfile::TempDir,
     log: Option<Arc<Budget>>,
     stdout_budget: Option<Arc<Budget>>,
+    log_stream: Option<Option<CappedStream>>,
 }
 
 /// How a job's sandbox behaves beyond its files.
@@ -40,6 +41,8 @@ pub struct SandboxSettings {
     pub output_limit: u64,
     /// Standard output is a declared output.
     pub stdout_is_output: bool,
+    /// Preopen `/in` and `/out` (command tasks); typed tasks get no files.
+    pub preopens: bool,
 }
 
 /// What a finished job left behind.
@@ -62,6 +65,7 @@ impl JobDir {
             dir,
             log: None,
             stdout_budget: None,
+            log_stream: None,
         };
         fs::create_dir(job.in_dir())?;
         fs::create_dir(job.out_dir())?;
@@ -92,6 +96,7 @@ impl JobDir {
     ) -> io::Result<WasiCtx> {
         let stdout = Arc::new(File::create(self.dir.path().join("stdout"))?);
         let stderr = Arc::new(File::create(self.dir.path().join("stderr"))?);
+        let stderr_file = stderr.clone();
         let log = Arc::new(Budget::new(settings.log_limit, false));
         // Standard output kept as an output counts against the output limit
         // and stops the job there; as a log, it is truncated instead.
@@ -128,13 +133,33 @@ impl JobDir {
                     seed[..16].try_into().expect("16 bytes"),
                 ));
         }
-        // Absolute guest paths: some toolchains (Go) resolve absolute paths
-        // against preopens but not relative ones against `.`.
-        b.preopened_dir(self.in_dir(), "/in", FsPerms::ReadOnly)
-            .map_err(io::Error::other)?;
-        b.preopened_dir(self.out_dir(), "/out", FsPerms::ReadWrite)
-            .map_err(io::Error::other)?;
+        self.log_stream = Some(self.log.clone().map(|budget| CappedStream {
+            file: stderr_file.clone(),
+            budget,
+        }));
+        if settings.preopens {
+            // Absolute guest paths: some toolchains (Go) resolve absolute paths
+            // against preopens but not relative ones against `.`.
+            b.preopened_dir(self.in_dir(), "/in", FsPerms::ReadOnly)
+                .map_err(io::Error::other)?;
+            b.preopened_dir(self.out_dir(), "/out", FsPerms::ReadWrite)
+                .map_err(io::Error::other)?;
+        }
         Ok(b.build())
+    }
+
+    /// Where a typed task's artifact writers put their bytes: counted
+    /// against the output limit like a command task's `/out`.
+    pub fn writer_dir(&self) -> PathBuf {
+        self.out_dir()
+    }
+
+    /// The job's log, for `cairn:task/context.log` lines.
+    pub fn task_log(&self) -> Option<Box<dyn OutputStream>> {
+        self.log_stream
+            .clone()
+            .flatten()
+            .map(|s| Box::new(s) as Box<dyn OutputStream>)
     }
 
     /// A function that measures the bytes written as outputs so far, for

@@ -3,6 +3,7 @@
 //! executor, a cache, an event sink) and never prints: it reports events.
 
 use crate::cache::{ActionCache, ActionInputs, Manifest, SandboxKey, Value};
+use crate::check::Call;
 use crate::digest::ActionKey;
 use crate::outcome::{Failure, FailureKind, Outcome};
 use crate::plan::{InputSource, JobId, Plan};
@@ -30,6 +31,9 @@ pub struct JobRequest {
     pub limits: ExecLimits,
     /// Fixed clocks and randomness seeded by the key.
     pub hermetic: bool,
+    /// For a typed task, the export's signature (the call's arguments are in
+    /// `action`); `None` for a command task.
+    pub typed: Option<Arc<crate::typed::Signature>>,
     /// The job's action key.
     pub key: ActionKey,
 }
@@ -169,6 +173,7 @@ pub struct Services {
 /// `inputs` holds the workflow inputs, already in the store.
 pub async fn run(
     plan: Arc<Plan>,
+    calls: &[Call],
     components: &[ComponentRef],
     inputs: &HashMap<String, Value>,
     services: Services,
@@ -192,7 +197,15 @@ pub async fn run(
                 continue;
             }
             services.events.event(&plan, &Event::Queued(id));
-            match request(&plan, components, inputs, &dag.reports, id, opts) {
+            match request(
+                &plan,
+                &calls[id],
+                components,
+                inputs,
+                &dag.reports,
+                id,
+                opts,
+            ) {
                 Ok(req) => {
                     let services = services.clone();
                     let permits = permits.clone();
@@ -315,6 +328,7 @@ impl Progress {
 /// Resolves a ready job's inputs and computes its key.
 fn request(
     plan: &Plan,
+    call: &Call,
     components: &[ComponentRef],
     inputs: &HashMap<String, Value>,
     reports: &[Option<Arc<JobReport>>],
@@ -322,19 +336,40 @@ fn request(
     opts: &RunOptions,
 ) -> Result<JobRequest, Failure> {
     let job = &plan.jobs[id];
-    let inputs = job
-        .inputs
-        .iter()
-        .map(|(name, src)| Ok((name.clone(), resolve(plan, src, inputs, reports)?)))
-        .collect::<Result<_, Failure>>()?;
+    let resolve_all = |sources: &mut dyn Iterator<Item = (&String, &InputSource)>| {
+        sources
+            .map(|(name, src)| Ok((name.clone(), resolve(plan, src, inputs, reports)?)))
+            .collect::<Result<BTreeMap<_, _>, Failure>>()
+    };
     let component = components[id].clone();
-    let action = ActionInputs {
-        component: component.digest,
-        argv: job.argv.clone(),
-        inputs,
-        outputs: job.outputs.clone(),
-        stdout: job.stdout.clone(),
-        sandbox: SandboxKey::new(job.hermetic).profile,
+    let sandbox = SandboxKey::new(job.hermetic).profile;
+    let (action, typed) = match call {
+        Call::Command => (
+            ActionInputs {
+                component: component.digest,
+                argv: job.argv.clone(),
+                inputs: resolve_all(&mut job.inputs.iter().map(|(n, s)| (n, s)))?,
+                outputs: job.outputs.clone(),
+                stdout: job.stdout.clone(),
+                sandbox,
+                call: None,
+                args: BTreeMap::new(),
+            },
+            None,
+        ),
+        Call::Typed(t) => (
+            ActionInputs {
+                component: component.digest,
+                argv: Vec::new(),
+                inputs: resolve_all(&mut t.sources.iter())?,
+                outputs: t.sig.outputs().into_iter().map(|(n, _)| n).collect(),
+                stdout: None,
+                sandbox,
+                call: Some(t.sig.export.clone()),
+                args: t.literals.clone(),
+            },
+            Some(t.sig.clone()),
+        ),
     };
     let (l, d) = (&job.limits, &opts.limits);
     Ok(JobRequest {
@@ -351,6 +386,7 @@ fn request(
             log: l.log.unwrap_or(d.log),
         },
         hermetic: job.hermetic,
+        typed,
     })
 }
 

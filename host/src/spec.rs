@@ -78,6 +78,35 @@ pub struct JobSpec {
     pub hermetic: bool,
     /// Whether results are cached: `None` means "if hermetic".
     pub cache: Option<bool>,
+    /// A typed task's export to call, when the component has several.
+    pub call: Option<Name>,
+    /// A typed task's arguments, by parameter name.
+    pub with: Vec<WithArg>,
+}
+
+/// One `with:` entry: a parameter's value as written.
+#[derive(Debug, Clone)]
+pub struct WithArg {
+    /// The parameter's name.
+    pub name: Name,
+    /// The value: a YAML literal, possibly with `${{ params.x }}` or
+    /// `${{ matrix.k }}` inside scalars, or exactly one reference to a
+    /// workflow input or job output.
+    pub node: Node,
+    /// Every reference in the value's scalars, for checking and ordering.
+    pub templates: Vec<Template>,
+}
+
+impl WithArg {
+    /// The file or value reference, when the whole value is one.
+    pub fn source(&self) -> Option<&Ref> {
+        match (&self.node.kind, self.templates.as_slice()) {
+            (Kind::Scalar { .. }, [t]) => t
+                .single_ref()
+                .filter(|r| matches!(r.kind, RefKind::Input(_) | RefKind::Output { .. })),
+            _ => None,
+        }
+    }
 }
 
 /// Per-job sandbox limits; `None` means the run-wide default.
@@ -194,7 +223,7 @@ impl Template {
 const TOP_KEYS: &[&str] = &["name", "params", "inputs", "jobs"];
 const JOB_KEYS: &[&str] = &[
     "uses", "needs", "args", "inputs", "outputs", "stdout", "strategy", "limits", "retry",
-    "hermetic", "cache",
+    "hermetic", "cache", "with", "call",
 ];
 const STRATEGY_KEYS: &[&str] = &["matrix"];
 const LIMIT_KEYS: &[&str] = &["memory", "timeout", "fuel", "output", "log"];
@@ -337,6 +366,22 @@ impl Parser {
         }
     }
 
+    /// Parses the templates in every scalar below `node`.
+    fn templates_in(&mut self, node: &Node, out: &mut Vec<Template>) {
+        match &node.kind {
+            Kind::Scalar { text, plain } if text.contains("${{") => {
+                let s = Spanned {
+                    value: text.clone(),
+                    span: node.span,
+                };
+                out.extend(self.template(&s, !plain));
+            }
+            Kind::Scalar { .. } => {}
+            Kind::Seq(items) => items.iter().for_each(|i| self.templates_in(i, out)),
+            Kind::Map(entries) => entries.iter().for_each(|(_, v)| self.templates_in(v, out)),
+        }
+    }
+
     fn size(&mut self, s: &Spanned<String>) -> Option<u64> {
         let n = parse_size(&s.value);
         if n.is_none() {
@@ -429,6 +474,8 @@ impl Parser {
             retry: Retry::default(),
             hermetic: true,
             cache: None,
+            call: None,
+            with: Vec::new(),
         };
         if !matches!(node.kind, Kind::Map(_)) {
             self.errors.push(
@@ -489,6 +536,34 @@ impl Parser {
                     for o in self.scalars(v, "an output name") {
                         self.check_ident(&o);
                         job.outputs.push(o);
+                    }
+                }
+                "call" => job.call = self.scalar(v, "the name of the function to call"),
+                "with" => {
+                    for (wname, wv) in self.map(v, &[], "a mapping of parameter names to values") {
+                        let mut templates = Vec::new();
+                        self.templates_in(wv, &mut templates);
+                        let arg = WithArg {
+                            name: wname,
+                            node: wv.clone(),
+                            templates,
+                        };
+                        // File and value references stand alone: they are
+                        // passed as they are, not spliced into text.
+                        let whole = arg.source().is_some();
+                        for t in &arg.templates {
+                            for r in t.refs() {
+                                if !whole
+                                    && matches!(r.kind, RefKind::Input(_) | RefKind::Output { .. })
+                                {
+                                    self.errors.push(
+                                        Diagnostic::at(r.span, "a reference to an input or output must be the whole value")
+                                            .expected(format!("`{}: ${{{{ … }}}}` on its own", arg.name.value)),
+                                    );
+                                }
+                            }
+                        }
+                        job.with.push(arg);
                     }
                 }
                 "stdout" => {

@@ -125,6 +125,16 @@ impl Store {
         Ok(Stored { digest, size })
     }
 
+    /// Moves a file cairn owns, whose digest was computed while it was
+    /// written (and which the caller has synced), into the store.
+    pub fn adopt(&self, path: &Path, digest: &Digest) -> io::Result<()> {
+        if self.contains(digest) {
+            fs::remove_file(path)
+        } else {
+            self.commit(path, digest, |_| Ok(()))
+        }
+    }
+
     /// Copies a host file into the store, hashing while copying. Files seen
     /// before with the same path, size, mtime and inode are not read again.
     pub fn put_host_file(&self, path: &Path) -> io::Result<Stored> {

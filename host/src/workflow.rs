@@ -4,6 +4,7 @@
 
 use crate::builder::{self, BuildError};
 use crate::cache::{LocalCache, Value};
+use crate::check::{self, Call};
 use crate::diag::{Diagnostic, Diagnostics, Source};
 use crate::digest::Digest;
 use crate::exec::WasmExecutor;
@@ -14,6 +15,7 @@ use crate::scheduler::Event;
 use crate::scheduler::{self, EventSink, RunOptions, RunReport, Services};
 use crate::spec;
 use crate::store::Store;
+use crate::typed::TaskKind;
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -69,6 +71,8 @@ pub struct Loaded {
     pub path: PathBuf,
     /// blake3 of the file's bytes.
     pub digest: Digest,
+    /// The file's text, for diagnostics found after planning (type errors).
+    pub source: Source,
     /// The directory relative paths in it are resolved against.
     pub dir: PathBuf,
     /// The plan.
@@ -152,6 +156,7 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Loaded, Error> {
     Ok(Loaded {
         path: path.to_path_buf(),
         digest,
+        source: wf.source.clone(),
         dir,
         plan: Arc::new(plan),
         uses,
@@ -171,13 +176,20 @@ pub struct Prepared {
     pub components: Vec<ComponentRef>,
     /// Workflow inputs by name.
     pub inputs: HashMap<String, Value>,
+    /// How each job is called, type-checked.
+    pub calls: Vec<Call>,
+    /// What kind of task each job's component is.
+    pub kinds: Vec<TaskKind>,
 }
 
-/// Builds source directories, hashes components and ingests inputs. Slow
-/// steps report through `note` (for example "building tasks/split").
+/// Builds source directories, stores components and ingests inputs, then
+/// reads each component's task kind and type-checks every job against it.
+/// Slow steps report through `note` (for example "built tasks/split").
 pub fn prepare(
     loaded: &Loaded,
     store: &Store,
+    runtime: &Arc<Runtime>,
+    rt: &tokio::runtime::Runtime,
     note: &mut dyn FnMut(&str),
 ) -> Result<Prepared, Error> {
     let mut resolved: HashMap<&Path, ComponentRef> = HashMap::new();
@@ -229,7 +241,85 @@ pub fn prepare(
     }
     // Losing the index only costs re-hashing next time.
     let _ = store.save_index();
-    Ok(Prepared { components, inputs })
+    let kinds = rt.block_on(inspect_all(loaded, &components, runtime))?;
+    let calls = check::check(&loaded.plan, &kinds, &loaded.source)?;
+    Ok(Prepared {
+        components,
+        inputs,
+        calls,
+        kinds,
+    })
+}
+
+/// Each job's task kind, reading each distinct component once (in parallel:
+/// a first run compiles them).
+async fn inspect_all(
+    loaded: &Loaded,
+    components: &[ComponentRef],
+    runtime: &Arc<Runtime>,
+) -> Result<Vec<TaskKind>, Error> {
+    let mut set = tokio::task::JoinSet::new();
+    let mut seen = HashMap::new();
+    for (job, c) in loaded.plan.jobs.iter().zip(components) {
+        let call = job.call.as_ref().map(|c| c.value.clone());
+        let key = (c.digest, call.clone());
+        if seen.contains_key(&key) {
+            continue;
+        }
+        seen.insert(key.clone(), None);
+        let (runtime, c) = (runtime.clone(), c.clone());
+        set.spawn(async move { (key, runtime.inspect(&c, call.as_deref()).await) });
+    }
+    while let Some(r) = set.join_next().await {
+        let (key, kind) = r.map_err(|e| Error::Host(format!("inspecting components: {e}")))?;
+        seen.insert(key, Some(kind));
+    }
+    let kinds = loaded
+        .plan
+        .jobs
+        .iter()
+        .zip(components)
+        .map(|(job, c)| {
+            let call = job.call.as_ref().map(|c| c.value.clone());
+            match seen[&(c.digest, call)]
+                .clone()
+                .expect("every component was inspected")
+            {
+                Ok(kind) => kind,
+                Err(f) => TaskKind::Unusable(f.message),
+            }
+        })
+        .collect();
+    Ok(kinds)
+}
+
+/// The problems `cairn check` reports beyond type errors: components that
+/// cannot be used at all (a run lets those jobs fail alone).
+pub fn unusable(loaded: &Loaded, prepared: &Prepared) -> Result<(), Diagnostics> {
+    let items: Vec<Diagnostic> = loaded
+        .plan
+        .jobs
+        .iter()
+        .zip(&prepared.kinds)
+        .filter_map(|(job, kind)| match kind {
+            TaskKind::Unusable(why) => {
+                let span = job.call.as_ref().map_or(job.uses.span, |c| c.span);
+                Some(
+                    Diagnostic::at(span, format!("job `{}`: {why}", job.name))
+                        .expected("a command component or a typed task"),
+                )
+            }
+            _ => None,
+        })
+        .collect();
+    if items.is_empty() {
+        Ok(())
+    } else {
+        Err(Diagnostics {
+            source: loaded.source.clone(),
+            items,
+        })
+    }
 }
 
 /// Executes a prepared workflow with the real wasm executor and the store's
@@ -249,6 +339,7 @@ pub async fn execute(
     };
     scheduler::run(
         loaded.plan.clone(),
+        &prepared.calls,
         &prepared.components,
         &prepared.inputs,
         services,
@@ -387,6 +478,17 @@ pub fn start(
     note: Box<dyn FnMut(&str) + Send>,
 ) -> Result<Started, Error> {
     let (store, runtime) = open(store_dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        // Wasm runs on the async workers; one more keeps the scheduler
+        // responsive while every job slot is busy.
+        .worker_threads(opts.jobs + 1)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Host(format!("starting the async runtime: {e}")))?;
+    // Built, hashed and type-checked before the run is recorded: a workflow
+    // that cannot run is the caller's to fix, not a failed run.
+    let mut note = note;
+    let prepared = prepare(&loaded, &store, &runtime, &rt, &mut *note)?;
     let records = Arc::new(Records::open(store.root())?);
     let id = records::new_run_id();
     let lock = records.begin_run(&records::NewRun {
@@ -396,6 +498,13 @@ pub fn start(
         workflow_digest: loaded.digest,
     })?;
     let recorder = Arc::new(Recorder::start(records.clone(), id.clone()));
+    recorder.inputs(
+        prepared
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
     let run = Run {
         id: id.clone(),
         records,
@@ -404,28 +513,6 @@ pub fn start(
         .name(format!("cairn-run-{id}"))
         .spawn(move || {
             let _lock = lock;
-            let mut note = note;
-            let prepared = match prepare(&loaded, &store, &mut *note) {
-                Ok(p) => p,
-                Err(e) => {
-                    recorder.finish(RunStatus::Failed, Some(e.to_string()))?;
-                    return Err(e);
-                }
-            };
-            recorder.inputs(
-                prepared
-                    .inputs
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            );
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                // Wasm runs on the async workers; one more keeps the
-                // scheduler responsive while every job slot is busy.
-                .worker_threads(opts.jobs + 1)
-                .enable_all()
-                .build()
-                .map_err(|e| Error::Host(format!("starting the async runtime: {e}")))?;
             let sinks: Arc<dyn EventSink> = Arc::new(Tee(vec![recorder.clone(), events]));
             let report = rt.block_on(execute(&loaded, &prepared, store, runtime, sinks, &opts));
             let status = if report.success() {

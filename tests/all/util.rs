@@ -142,7 +142,12 @@ pub fn run_library(
 ) -> (Arc<Plan>, RunReport, Arc<Recorder>) {
     let loaded = cairn::workflow::load(wf, &Overrides::default()).unwrap();
     let (store, runtime) = cairn::workflow::open(&cairn::workflow::default_store(&loaded)).unwrap();
-    let prepared = cairn::workflow::prepare(&loaded, &store, &mut |_| {}).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(jobs + 1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let prepared = cairn::workflow::prepare(&loaded, &store, &runtime, &rt, &mut |_| {}).unwrap();
     let recorder = Arc::new(Recorder::default());
     let opts = RunOptions {
         jobs,
@@ -154,11 +159,6 @@ pub fn run_library(
             ..ExecLimits::default()
         },
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(jobs + 1)
-        .enable_all()
-        .build()
-        .unwrap();
     let report = rt.block_on(cairn::workflow::execute(
         &loaded,
         &prepared,
