@@ -1,5 +1,7 @@
-//! Builds every binary in `tests/guests` for wasm32-wasip2 and exposes each
-//! as a constant holding the component's path (as wasmtime's test-programs do).
+//! Builds the test guests for wasm32-wasip2 and exposes each as a constant
+//! holding the component's path (as wasmtime's test-programs do): every
+//! binary in `tests/guests` (command tasks) and every crate of the workspace
+//! `tests/typed-guests` (typed tasks).
 
 use std::env;
 use std::fmt::Write as _;
@@ -11,37 +13,50 @@ const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    let guests = manifest_dir.join("guests");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
+    ensure_target(&manifest_dir);
+    let mut code = String::new();
+    let commands = command_guests(&manifest_dir, &out_dir, &mut code);
+    let typed = typed_guests(&manifest_dir, &out_dir, &mut code);
+
+    // Names are the constants' names in lower case, so a test can write
+    // `{NAME}` for a guest's path whatever its kind.
+    let list = |code: &mut String, doc: &str, name: &str, constants: &[&String]| {
+        writeln!(
+            code,
+            "/// {doc}: (name, path), the name being the constant's in lower case."
+        )
+        .unwrap();
+        writeln!(code, "pub const {name}: &[(&str, &str)] = &[").unwrap();
+        for constant in constants {
+            writeln!(code, "    ({:?}, {constant}),", constant.to_lowercase()).unwrap();
+        }
+        writeln!(code, "];").unwrap();
+    };
+    let all: Vec<&String> = commands.iter().chain(&typed).collect();
+    list(&mut code, "Every guest, command and typed", "ALL", &all);
+    list(
+        &mut code,
+        "Every typed guest",
+        "TYPED",
+        &typed.iter().collect::<Vec<_>>(),
+    );
+    fs::write(out_dir.join("guests.rs"), code).unwrap();
+}
+
+/// Builds every binary in `tests/guests` (command tasks) and writes a
+/// constant for each, named for the binary; returns the constants' names.
+fn command_guests(manifest_dir: &Path, out_dir: &Path, code: &mut String) -> Vec<String> {
+    let guests = manifest_dir.join("guests");
     println!("cargo:rerun-if-changed={}", guests.join("src").display());
     println!(
         "cargo:rerun-if-changed={}",
         guests.join("Cargo.toml").display()
     );
 
-    ensure_target(&guests);
     let target_dir = out_dir.join("guests-target");
-    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args(["build", "--release", "--target", TARGET, "--bins"])
-        .arg("--manifest-path")
-        .arg(guests.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .current_dir(&guests);
-    // The outer build's settings are for the host, not for the guests.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "RUSTC",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_PROFILE_RELEASE_DEBUG",
-    ] {
-        cmd.env_remove(var);
-    }
-    let status = cmd
+    let status = guest_cargo(&guests, &target_dir)
+        .arg("--bins")
         .status()
         .expect("running cargo to build the test guests");
     assert!(status.success(), "building the test guests failed");
@@ -53,7 +68,6 @@ fn main() {
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    let mut code = String::new();
     for name in &names {
         let wasm = target_dir
             .join(TARGET)
@@ -73,13 +87,111 @@ fn main() {
         )
         .unwrap();
     }
-    writeln!(code, "/// Every guest: (name, path).").unwrap();
-    writeln!(code, "pub const ALL: &[(&str, &str)] = &[").unwrap();
-    for name in &names {
-        writeln!(code, "    ({name:?}, {}),", name.to_uppercase()).unwrap();
+    names.iter().map(|name| name.to_uppercase()).collect()
+}
+
+/// Builds the workspace `tests/typed-guests` (typed tasks, one cdylib crate
+/// `typed-<x>` per component, in the directory `<x>/`) and writes a constant
+/// `TYPED_<X>` for each; returns the constants' names.
+fn typed_guests(manifest_dir: &Path, out_dir: &Path, code: &mut String) -> Vec<String> {
+    let guests = manifest_dir.join("typed-guests");
+    let repo = manifest_dir.parent().unwrap();
+    for path in [
+        guests.join("Cargo.toml"),
+        guests.join("Cargo.lock"),
+        guests.join("wit"),
+        repo.join("wit"),
+        repo.join("sdk/src"),
+        repo.join("sdk/Cargo.toml"),
+    ] {
+        println!("cargo:rerun-if-changed={}", path.display());
     }
-    writeln!(code, "];").unwrap();
-    fs::write(out_dir.join("guests.rs"), code).unwrap();
+
+    // The members: every directory holding a Cargo.toml.
+    let mut members: Vec<(String, String)> = Vec::new();
+    for entry in fs::read_dir(&guests).unwrap() {
+        let dir = entry.unwrap().path();
+        let manifest = dir.join("Cargo.toml");
+        if !manifest.is_file() {
+            continue;
+        }
+        println!("cargo:rerun-if-changed={}", manifest.display());
+        println!("cargo:rerun-if-changed={}", dir.join("src").display());
+        let text = fs::read_to_string(&manifest).unwrap();
+        let package = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("{}: no `name = \"…\"`", manifest.display()))
+            .to_string();
+        let dir_name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            package,
+            format!("typed-{dir_name}"),
+            "{}: a typed guest in `{dir_name}/` is named `typed-{dir_name}`",
+            manifest.display()
+        );
+        members.push((dir_name, package));
+    }
+    members.sort();
+
+    let target_dir = out_dir.join("typed-guests-target");
+    let status = guest_cargo(&guests, &target_dir)
+        .arg("--workspace")
+        .status()
+        .expect("running cargo to build the typed test guests");
+    assert!(status.success(), "building the typed test guests failed");
+
+    let constant = |package: &str| package.replace('-', "_").to_uppercase();
+    for (dir, package) in &members {
+        let wasm = target_dir
+            .join(TARGET)
+            .join("release")
+            .join(format!("{}.wasm", package.replace('-', "_")));
+        assert!(wasm.is_file(), "{} was not built", wasm.display());
+        writeln!(
+            code,
+            "/// The `{package}` typed guest (tests/typed-guests/{dir}/src/lib.rs)."
+        )
+        .unwrap();
+        writeln!(
+            code,
+            "pub const {}: &str = {:?};",
+            constant(package),
+            wasm.display().to_string()
+        )
+        .unwrap();
+    }
+    members
+        .iter()
+        .map(|(_, package)| constant(package))
+        .collect()
+}
+
+/// `cargo build --release --target wasm32-wasip2` of the workspace `dir`
+/// into `target_dir`, without the outer build's settings.
+fn guest_cargo(dir: &Path, target_dir: &Path) -> Command {
+    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args(["build", "--release", "--target", TARGET])
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(dir);
+    // The outer build's settings are for the host, not for the guests.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
 }
 
 /// With RUSTUP_AUTO_INSTALL=0 the toolchain file does not install the

@@ -83,11 +83,13 @@ impl WasmExecutor {
         let exec_ms = started.elapsed().as_millis() as u64;
         let collected = ran
             .and_then(|(stats, reported)| {
-                let mut c = dir.collect(
-                    &self.store,
-                    &req.action.outputs,
-                    req.action.stdout.as_deref(),
-                )?;
+                // A typed task's outputs are its results, not files.
+                let files: &[String] = if invoke.is_some() {
+                    &[]
+                } else {
+                    &req.action.outputs
+                };
+                let mut c = dir.collect(&self.store, files, req.action.stdout.as_deref())?;
                 if let Some(invoke) = invoke {
                     c.outputs = invoke.outputs;
                 }

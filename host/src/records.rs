@@ -551,6 +551,22 @@ impl Records {
             )
             .map_err(|e| self.db(e))?;
         }
+        if let Some(m) = &r.manifest {
+            for (name, step, value) in &m.reported.metrics {
+                tx.execute(
+                    "INSERT INTO metrics (run_id, job, name, step, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![run_id, job as i64, name, step.map(|s| s as i64), value],
+                )
+                .map_err(|e| self.db(e))?;
+            }
+            for (key, value) in &m.reported.labels {
+                tx.execute(
+                    "INSERT INTO labels (run_id, job, key, value) VALUES (?1, ?2, ?3, ?4)",
+                    params![run_id, job as i64, key, value],
+                )
+                .map_err(|e| self.db(e))?;
+            }
+        }
         for (name, value) in &r.outputs {
             tx.execute(
                 "INSERT OR REPLACE INTO outputs (run_id, job, name, value) VALUES (?1, ?2, ?3, ?4)",

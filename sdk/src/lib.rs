@@ -1,4 +1,16 @@
-//! Guest-side helpers for writing Cairn *command tasks*.
+//! Guest-side helpers for writing Cairn tasks, compiled to `wasm32-wasip2`.
+//!
+//! Cairn runs two kinds of task:
+//!
+//! - a [*command task*](#command-tasks) is a program with a `fn main()`; its
+//!   inputs and outputs are files and its arguments are the job's `args:`;
+//! - a [*typed task*](#typed-tasks) is a component that exports one
+//!   function. The function's WIT signature is the task's interface: its
+//!   parameters are what the job's `with:` supplies, its result is what the
+//!   job outputs, and files are *artifacts*, resources of the `cairn:task`
+//!   package (Cairn's `wit/task.wit`).
+//!
+//! # Command tasks
 //!
 //! A command task is a plain Rust program with a `fn main()`, compiled to
 //! `wasm32-wasip2`, that Cairn runs in a sandbox:
@@ -27,7 +39,7 @@
 //! same operations are methods of [`Dirs`], which can point elsewhere, so a
 //! task's logic can be unit-tested natively against temporary directories.
 //!
-//! # Example
+//! ## Example
 //!
 //! A job in a workflow:
 //!
@@ -83,6 +95,160 @@
 //!
 //! On error, [`run`] prints `error: <message>` to stderr and exits with
 //! status 1, which fails the job.
+//!
+//! # Typed tasks
+//!
+//! A typed task is a library crate built as a `cdylib` for `wasm32-wasip2`,
+//! whose WIT world includes `cairn:task/task@0.1.0` and exports a single
+//! function. Its bindings come from [`wit_bindgen::generate!`]; this crate
+//! holds the [`bindings`] of the `cairn:task` interfaces themselves, which the
+//! task's bindings reuse, and the helpers built on them:
+//!
+//! - [`Artifact`] reads an artifact (an owned or borrowed [`ArtifactHandle`]):
+//!   [`digest`](Artifact::digest), [`size`](Artifact::size),
+//!   [`read_bytes`](Artifact::read_bytes), [`read_string`](Artifact::read_string),
+//!   and [`std::io::Read`] in bounded memory;
+//! - [`Writer`] makes a new artifact through [`std::io::Write`], and
+//!   [`Writer::finish`] returns its [`ArtifactHandle`];
+//! - [`trace!`], [`debug!`], [`info!`], [`warn!`] and [`error!`] log to the
+//!   job's log (as [`log`] does); [`metric`] and [`label`] record metrics
+//!   and labels; [`secret`] reads a secret the job declared.
+//!
+//! The exported function's parameters are the job's `with:` values (an
+//! artifact parameter is a `borrow<artifact>`); its result becomes the job's
+//! outputs (a record's fields are named outputs); a `result<_, string>` error
+//! fails the job with the error as the reason.
+//!
+//! ## Example
+//!
+//! A task that splits a text into `count` artifacts at line boundaries. Its
+//! world, `wit/split.wit` in the task's crate:
+//!
+//! ```wit
+//! package example:split;
+//!
+//! world split {
+//!   include cairn:task/task@0.1.0;
+//!   use cairn:task/artifacts@0.1.0.{artifact};
+//!
+//!   record parts { chunks: list<artifact>, lines: u64 }
+//!
+//!   export split: func(text: borrow<artifact>, count: u32) -> result<parts, string>;
+//! }
+//! ```
+//!
+//! Its `Cargo.toml` (here the crate is `tasks/split/` in the Cairn
+//! repository, next to `sdk/` and `wit/`):
+//!
+//! ```toml
+//! [package]
+//! name = "split"
+//! version = "0.1.0"
+//! edition = "2024"
+//!
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! cairn-sdk = { path = "../../sdk" }
+//! wit-bindgen = "0.63" # the version cairn-sdk uses
+//! ```
+//!
+//! And its `src/lib.rs`:
+//!
+//! ```ignore
+//! use std::io::Write;
+//!
+//! use cairn_sdk::{Artifact, ArtifactHandle, Writer, info};
+//!
+//! mod bindings {
+//!     wit_bindgen::generate!({
+//!         // Cairn's `wit/` (cairn:task and the WASI packages it uses), then
+//!         // this task's own `wit/`, which depends on it.
+//!         path: ["../../wit", "wit"],
+//!         // With two packages the world's name must be fully qualified.
+//!         world: "example:split/split",
+//!         // Use cairn-sdk's bindings of cairn:task, so that `artifact` is
+//!         // `cairn_sdk::ArtifactHandle` and the helpers work on it…
+//!         with: {
+//!             "cairn:task/artifacts@0.1.0": cairn_sdk::bindings::cairn::task::artifacts,
+//!             "cairn:task/context@0.1.0": cairn_sdk::bindings::cairn::task::context,
+//!         },
+//!         // …and generate the WASI interfaces of `wasi:cli/imports` here.
+//!         generate_all,
+//!     });
+//! }
+//!
+//! use bindings::Parts;
+//!
+//! struct Split;
+//!
+//! impl bindings::Guest for Split {
+//!     fn split(text: &ArtifactHandle, count: u32) -> Result<Parts, String> {
+//!         if count == 0 {
+//!             return Err("count must be at least 1".to_string());
+//!         }
+//!         let text = Artifact::borrowed(text).read_string().map_err(|e| e.to_string())?;
+//!         let lines: Vec<&str> = text.split_inclusive('\n').collect();
+//!         info!("splitting {} lines into {count} parts", lines.len());
+//!
+//!         // Part `i` holds lines `i*n/count .. (i+1)*n/count`.
+//!         let (n, count) = (lines.len(), count as usize);
+//!         let mut chunks = Vec::with_capacity(count);
+//!         for i in 0..count {
+//!             let mut writer = Writer::new();
+//!             for line in &lines[i * n / count..(i + 1) * n / count] {
+//!                 writer.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+//!             }
+//!             chunks.push(writer.finish());
+//!         }
+//!         Ok(Parts { chunks, lines: n as u64 })
+//!     }
+//! }
+//!
+//! bindings::export!(Split with_types_in bindings);
+//! ```
+//!
+//! `cargo build --release --target wasm32-wasip2` makes
+//! `target/wasm32-wasip2/release/split.wasm`, a component whose only export
+//! is the function `split`.
+//!
+//! ## What a task's `generate!` says
+//!
+//! Exactly the `path`, `world`, `with` and `generate_all` of the example:
+//!
+//! - `path` lists Cairn's `wit/` directory first and the task's own `wit/`
+//!   last (a later directory may use packages of an earlier one), and
+//!   `world` names the task's world in full, `package:name/world`.
+//!   (Alternatively, copy `task.wit` and `wit/deps/*` into the task's
+//!   `wit/deps/`; then the default `path` and a plain world name work.)
+//! - `with` maps the two `cairn:task` interfaces to this crate's
+//!   [`bindings`], so the task's bindings use this crate's types:
+//!   `artifact` is [`ArtifactHandle`] (a `borrow<artifact>` parameter is a
+//!   `&ArtifactHandle`), which [`Artifact`] and [`Writer`] work with.
+//!   Interfaces used only through them (`wasi:io/streams`) need no entry.
+//! - `generate_all` generates the other interfaces the world imports (the
+//!   WASI interfaces of `wasi:cli/imports`, which `task` includes) in the
+//!   task's own bindings; `wit-bindgen` requires an entry in `with` or
+//!   `generate_all` for each. Only the imports the task actually calls end
+//!   up in the component.
+//!
+//! The task must depend on the same `wit-bindgen` version as this crate
+//! (0.63).
+//!
+//! ## Lists of borrowed artifacts
+//!
+//! `wit-bindgen`'s Rust generator cannot lift an exported function's
+//! `list<borrow<artifact>>` parameter (a fan-in such as
+//! `concat: func(parts: list<borrow<artifact>>) -> artifact`): the code it
+//! generates does not compile (bytecodealliance/wit-bindgen#811). Such a
+//! task adds `skip: ["concat"]` to its `generate!`, which still declares the
+//! export in the component's type, and writes the core export itself: the
+//! list arrives as a pointer to `len` handles (`u32`) that the host
+//! allocated with `cabi_realloc` (free it with alignment 4), each wrapped
+//! with `ArtifactHandle::from_handle` and dropped before returning, and the
+//! result is returned with `take_handle`. Cairn's
+//! `tests/typed-guests/concat` does exactly this.
 
 #![deny(missing_docs)]
 
@@ -90,6 +256,43 @@ use std::fmt::Display;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+mod typed;
+
+pub use typed::{Artifact, ArtifactHandle, Level, Writer, label, log, metric, secret};
+
+/// Bindings generated by `wit-bindgen` from Cairn's `wit/` directory: the
+/// `cairn:task@0.1.0` interfaces `artifacts` and `context`
+/// ([`bindings::cairn::task`]), and the `wasi:io@0.2.12` interfaces they use
+/// (`error`, `poll` and `streams`, in [`bindings::wasi::io`]).
+///
+/// A typed task maps the `cairn:task` interfaces of its own bindings here,
+/// with `with` in its `wit_bindgen::generate!`:
+///
+/// ```text
+/// with: {
+///     "cairn:task/artifacts@0.1.0": cairn_sdk::bindings::cairn::task::artifacts,
+///     "cairn:task/context@0.1.0": cairn_sdk::bindings::cairn::task::context,
+/// },
+/// generate_all,
+/// ```
+///
+/// See [the crate docs](crate#typed-tasks) for the whole invocation.
+#[allow(missing_docs, rustdoc::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        inline: "
+            package cairn:sdk;
+
+            world bindings {
+                import cairn:task/artifacts@0.1.0;
+                import cairn:task/context@0.1.0;
+            }
+        ",
+        generate_all,
+    });
+}
 
 /// The input and output roots a task reads from and writes to.
 ///

@@ -10,4 +10,5 @@ mod planning_errors;
 mod records;
 mod sandbox;
 mod scheduling;
+mod typed;
 mod util;

@@ -1,0 +1,261 @@
+//! Typed tasks: the export's WIT signature is the task's interface, checked
+//! before anything runs; values of every WIT kind and artifacts flow through.
+
+use crate::execution::output_bytes;
+use crate::util::Project;
+
+const KINDS_ARGS: &str = "      b: true
+      i8v: -128
+      u16v: 65535
+      i64v: -9007199254740993
+      f: 2.5
+      c: λ
+      s: 'a string: with ${no} refs'
+      l: [1, 2, 3]
+      p: { x: -1, y: 2 }
+      t: [7, seven]
+      o: present
+      r: { err: nope }
+      col: green
+      fl: [read, exec]
+      sh: { circle: 1.5 }
+";
+
+#[test]
+fn values_of_every_wit_kind_round_trip() {
+    let p = Project::new();
+    p.workflow(&format!(
+        "jobs:\n  echo:\n    uses: {{TYPED_KINDS}}\n    with:\n{KINDS_ARGS}"
+    ));
+    let run = p.cairn(&["run", "wf.yaml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let out = |name: &str| output_bytes(&p, &run, &format!("echo.{name}"));
+    assert_eq!(out("b"), "true");
+    assert_eq!(out("i8v"), "-128");
+    assert_eq!(out("u16v"), "65535");
+    assert_eq!(out("i64v"), "-9007199254740993");
+    assert_eq!(out("f"), "2.5");
+    assert_eq!(out("c"), "\"λ\"");
+    assert_eq!(out("s"), "\"a string: with ${no} refs\"");
+    assert_eq!(out("l"), "[1,2,3]");
+    assert_eq!(out("p"), "{\"x\":-1,\"y\":2}");
+    assert_eq!(out("t"), "[7,\"seven\"]");
+    assert_eq!(out("o"), "[\"present\"]");
+    assert_eq!(out("r"), "{\"err\":\"nope\"}");
+    assert_eq!(out("col"), "\"green\"");
+    assert_eq!(out("fl"), "[\"exec\",\"read\"]");
+    assert_eq!(out("sh"), "{\"circle\":1.5}");
+    // Typed outputs feed typed parameters of later jobs.
+    p.workflow(&format!(
+        "jobs:\n  echo:\n    uses: {{TYPED_KINDS}}\n    with:\n{KINDS_ARGS}  half:\n    uses: {{TYPED_FAILS}}\n    with:\n      n: ${{{{ jobs.echo.outputs.u16v }}}}\n"
+    ));
+    let run = p.cairn(&["run", "wf.yaml"]);
+    assert_eq!(run.code, 1, "65535 is odd: {run:?}");
+    assert!(
+        run.stderr
+            .contains("failed   half (guest error): n must be even, got 65535"),
+        "{run:?}"
+    );
+    assert_eq!(run.status_of("echo"), Some("cached"), "{run:?}");
+}
+
+/// `cairn check` on `yaml`: exit 2 and the diagnostics.
+fn check_errors(yaml: &str) -> String {
+    let p = Project::new();
+    p.write("data.txt", "text");
+    p.workflow(yaml);
+    let run = p.cairn(&["check", "wf.yaml"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    // `run` refuses to start on the same errors, before recording a run.
+    let refused = p.cairn(&["run", "wf.yaml"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        !p.path().join(".cairn/runs.db").exists(),
+        "nothing was recorded"
+    );
+    run.stderr
+}
+
+fn has(text: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(text.contains(n), "missing {n:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn type_errors_are_found_before_running_with_the_wit_type_spelled_out() {
+    let e = check_errors(&format!(
+        "jobs:\n  echo:\n    uses: {{TYPED_KINDS}}\n    with:\n{}",
+        KINDS_ARGS
+            .replace("u16v: 65535", "u16v: 65536")
+            .replace("col: green", "col: grene")
+            .replace("p: { x: -1, y: 2 }", "p: { x: -1, z: 2 }")
+            .replace("b: true", "b: yes")
+    ));
+    has(
+        &e,
+        &[
+            "error: found `yes`",
+            "--> wf.yaml:5:10",
+            "expected bool",
+            "error: 65536 is out of range (0..=65535)",
+            "--> wf.yaml:7:13",
+            "expected u16",
+            "error: unknown field `z`",
+            "expected record { x: s32, y: s32 }",
+            "error: `grene` is not a case",
+            "expected enum { red, green, blue }",
+            "did you mean `green`?",
+            "4 errors in wf.yaml",
+        ],
+    );
+}
+
+#[test]
+fn missing_unknown_and_misplaced_arguments() {
+    let e = check_errors(
+        "inputs:\n  data: data.txt\njobs:\n  half:\n    uses: {TYPED_FAILS}\n    with:\n      m: 2\n  copy:\n    uses: {TYPED_COPY}\n    with:\n      input: 42\n  split:\n    uses: {TYPED_SPLIT}\n    with:\n      text: ${{ inputs.data }}\n      count: ${{ inputs.data }}\n  cmd:\n    uses: {ECHO_ARGS}\n    with:\n      x: 1\n",
+    );
+    has(
+        &e,
+        &[
+            "error: `check` has no parameter `m`",
+            "--> wf.yaml:7:7",
+            "expected check: func(n: u32) -> result<u32, string>",
+            "error: job `half` does not give parameter `n`",
+            "error: a literal value where an artifact is expected",
+            "--> wf.yaml:11:14",
+            "expected borrow<artifact>",
+            "error: this is artifact (a file)",
+            "--> wf.yaml:16:14",
+            "expected u32 for parameter `count`",
+            "error: `with:` given to a command task",
+        ],
+    );
+}
+
+#[test]
+fn references_to_outputs_a_typed_producer_lacks() {
+    let e = check_errors(
+        "inputs:\n  data: data.txt\njobs:\n  split:\n    uses: {TYPED_SPLIT}\n    with:\n      text: ${{ inputs.data }}\n      count: 2\n  join:\n    uses: {TYPED_CONCAT}\n    with:\n      parts: ${{ jobs.split.outputs.chunk }}\n",
+    );
+    has(
+        &e,
+        &[
+            "error: job `split` has no output `chunk`",
+            "expected one of job `split`'s outputs: chunks, lines",
+            "did you mean `chunks`?",
+        ],
+    );
+}
+
+#[test]
+fn artifacts_flow_between_typed_and_command_tasks() {
+    let p = Project::new();
+    p.write("text.txt", "one\ntwo\nthree\nfour\nfive\n");
+    p.workflow(
+        "inputs:\n  text: text.txt\njobs:
+  split:
+    uses: {TYPED_SPLIT}
+    with:
+      text: ${{ inputs.text }}
+      count: 3
+  join:
+    uses: {TYPED_CONCAT}
+    with:
+      parts: ${{ jobs.split.outputs.chunks }}
+  files:
+    uses: {CONCAT}
+    args: [chunks, joined]
+    inputs:
+      chunks: ${{ jobs.split.outputs.chunks }}
+    outputs: [joined]
+  parts:
+    uses: {FANOUT}
+    args: ['2']
+    outputs: [parts]
+  joined-files:
+    uses: {TYPED_CONCAT}
+    with:
+      parts: ${{ jobs.parts.outputs.parts }}
+",
+    );
+    let run = p.cairn(&["run", "wf.yaml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        output_bytes(&p, &run, "join.out"),
+        "one\ntwo\nthree\nfour\nfive\n"
+    );
+    assert_eq!(
+        output_bytes(&p, &run, "files.joined"),
+        "one\ntwo\nthree\nfour\nfive\n"
+    );
+    assert_eq!(
+        output_bytes(&p, &run, "joined-files.out"),
+        "part 0\npart 1\n"
+    );
+    let again = p.cairn(&["run", "wf.yaml"]);
+    assert!(again.stderr.contains("0 executed, 5 cached"), "{again:?}");
+}
+
+#[test]
+fn artifacts_of_0_1_and_64_mib_bytes_stream_through() {
+    for size in [0u64, 1, 64 << 20] {
+        let p = Project::new();
+        p.workflow(&format!(
+            "jobs:\n  gen:\n    uses: {{TYPED_GENERATE}}\n    with:\n      bytes: {size}\n  copy:\n    uses: {{TYPED_COPY}}\n    with:\n      input: ${{{{ jobs.gen.outputs.out }}}}\n    limits: {{ memory: 16MiB }}\n"
+        ));
+        let run = p.cairn(&["run", "wf.yaml"]);
+        assert_eq!(run.code, 0, "{size}: {run:?}");
+        let id = p.cairn(&["runs", "--json"]).json()[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let all = p.cairn(&["results", &id, "--all", "--json"]).json();
+        let outs = all["outputs"].as_array().unwrap();
+        let blob =
+            |job: &str| outs.iter().find(|o| o["job"] == job).unwrap()["value"]["blob"].clone();
+        assert_eq!(blob("gen"), blob("copy"), "{size} bytes copied exactly");
+        assert_eq!(blob("copy")["size"], size);
+    }
+}
+
+#[test]
+fn logs_and_metrics_from_the_context_are_recorded() {
+    let p = Project::new();
+    p.workflow("jobs:\n  ctx:\n    uses: {TYPED_CONTEXT}\n    with:\n      name: cairn\n");
+    let run = p.cairn(&["run", "wf.yaml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(output_bytes(&p, &run, "ctx.out"), "\"token:none\"");
+    let id = p.cairn(&["runs", "--json"]).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let logs = p.cairn(&["logs", &id, "ctx"]);
+    assert!(logs.stdout.contains("[info] hello cairn"), "{logs:?}");
+    let metrics = p.cairn(&["metrics", &id, "--json"]).json();
+    let loss: Vec<(i64, f64)> = metrics
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["name"] == "loss")
+        .map(|m| (m["step"].as_i64().unwrap(), m["value"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(loss, [(1, 0.5), (2, 0.25)]);
+}
+
+#[test]
+fn inspect_describes_a_typed_component() {
+    let p = Project::new();
+    let run = p.cairn(&["inspect", cairn_tests::TYPED_FAILS]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("kind       typed task"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("export     check: func(n: u32) -> result<u32, string>"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("provided cairn:task/"), "{run:?}");
+    let cmd = p.cairn(&["inspect", cairn_tests::NOOP]);
+    assert!(cmd.stdout.contains("kind       command"), "{cmd:?}");
+}
