@@ -5,7 +5,11 @@ use crate::diag::{Diagnostic, Diagnostics, Span, did_you_mean};
 use crate::spec::{Index, JobSpec, Limits, Part, Ref, RefKind, Retry, Spanned, Template, Workflow};
 use petgraph::algo::tarjan_scc;
 use petgraph::graphmap::DiGraphMap;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// The most jobs one workflow may expand to: a matrix can multiply quickly,
+/// and a plan that large is a mistake, not a workflow.
+pub const MAX_JOBS: usize = 1_000_000;
 
 /// Values given on the command line that replace the workflow's own.
 #[derive(Debug, Clone, Default)]
@@ -188,8 +192,41 @@ pub fn plan(wf: &Workflow, overrides: &Overrides) -> Result<Plan, Diagnostics> {
     let order = stable_topo_order(&graph, &job_names);
     let mut instances: HashMap<&str, Vec<JobId>> = HashMap::new();
     let mut jobs: Vec<PlannedJob> = Vec::new();
+    let mut broken: HashSet<&str> = HashSet::new();
+    let mut planned = 0usize;
     for name in order {
         let spec = by_name[name];
+        // A job downstream of one that could not be expanded is not expanded
+        // either: the error upstream is the one to report.
+        let upstream = job_refs(spec)
+            .filter_map(|r| match &r.kind {
+                RefKind::Output { job, .. } => Some(job.value.as_str()),
+                _ => None,
+            })
+            .chain(spec.needs.iter().map(|n| n.value.as_str()));
+        if upstream.into_iter().any(|j| broken.contains(j)) {
+            broken.insert(name);
+            continue;
+        }
+        let count: usize = spec
+            .matrix
+            .iter()
+            .map(|(_, v)| v.len())
+            .try_fold(1usize, |a, n| a.checked_mul(n))
+            .unwrap_or(usize::MAX);
+        planned = planned.saturating_add(count);
+        if planned > MAX_JOBS {
+            let span = spec.matrix.first().map_or(spec.name.span, |(k, _)| k.span);
+            errors.push(
+                Diagnostic::at(
+                    span,
+                    format!("job `{name}` would make the workflow {planned} jobs"),
+                )
+                .expected(format!("at most {MAX_JOBS} jobs in one workflow")),
+            );
+            broken.insert(name);
+            continue;
+        }
         let mut ids = Vec::new();
         for combo in matrix_combinations(spec) {
             let ctx = Ctx {
@@ -203,6 +240,7 @@ pub fn plan(wf: &Workflow, overrides: &Overrides) -> Result<Plan, Diagnostics> {
                 Ok(job) => jobs.push(job),
                 Err(d) => {
                     errors.push(d);
+                    broken.insert(name);
                     continue;
                 }
             }
@@ -810,6 +848,48 @@ mod tests {
             "jobs:\n  a:\n    uses: a.wasm\n    outputs: [o]\n  b:\n    uses: b.wasm\n    strategy: { matrix: { i: [x] } }\n    inputs: { x: '${{ jobs.a.outputs.o[matrix.i] }}' }\n",
         );
         assert_eq!(msg, "matrix value `i=x` is not an index");
+    }
+
+    #[test]
+    fn a_job_downstream_of_one_that_failed_to_expand_is_not_planned() {
+        // Found by fuzzing: this used to index an empty instance list.
+        let e = plan_str(
+            "inputs: {f: f}\njobs:\n a: {uses: a, args: [\"${{inputs.f}}\"], outputs: [o]}\n b: {uses: b, inputs: {i: \"${{jobs.a.outputs.o}}\"}}\n",
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.items.len(), 1);
+        assert_eq!(
+            e.items[0].message,
+            "a file reference cannot be used in `args:`"
+        );
+        let e = plan_str(
+            "jobs:\n a:\n  uses: a\n  strategy: {matrix: {i: [0, x, 2]}}\n  outputs: [o]\n  inputs: {p: '${{ jobs.z.outputs.o[matrix.i] }}'}\n z: {uses: z, outputs: [o]}\n b: {uses: b, inputs: {i: '${{jobs.a.outputs.o}}'}}\n",
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.items
+                .iter()
+                .all(|d| d.message.contains("is not an index")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_huge_matrix_is_refused_before_it_is_expanded() {
+        let keys: Vec<String> = (0..30).map(|i| format!("k{i}: [0, 1]")).collect();
+        let text = format!(
+            "jobs:\n a:\n  uses: a\n  strategy: {{matrix: {{{}}}}}\n",
+            keys.join(", ")
+        );
+        let e = plan_str(&text, &Overrides::default()).unwrap_err();
+        assert!(
+            e.items[0]
+                .message
+                .contains("would make the workflow 1073741824 jobs"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -86,8 +86,14 @@ enum Frame {
     Map(Span, usize, Vec<(Node, Node)>, Option<Node>),
 }
 
+/// The most nodes a document may expand to: each alias copies its anchor,
+/// so a few hundred bytes of nested aliases could otherwise ask for
+/// gigabytes ("billion laughs").
+const MAX_NODES: usize = 1_000_000;
+
 #[derive(Default)]
 struct Builder {
+    nodes: usize,
     stack: Vec<Frame>,
     anchors: Vec<(usize, Node)>,
     root: Option<Node>,
@@ -96,6 +102,7 @@ struct Builder {
 
 impl Builder {
     fn push(&mut self, node: Node, anchor: usize) {
+        self.nodes += 1;
         if anchor > 0 {
             self.anchors.push((anchor, node.clone()));
         }
@@ -182,7 +189,17 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::Alias(id) => match self.anchors.iter().rev().find(|(a, _)| *a == id) {
+                Some((_, node)) if self.nodes.saturating_add(size(node)) > MAX_NODES => {
+                    self.fail(
+                        Diagnostic::at(
+                            Span::new(at, 1),
+                            "aliases expand this document past its size limit",
+                        )
+                        .expected(format!("at most {MAX_NODES} nodes after expanding aliases")),
+                    );
+                }
                 Some((_, node)) => {
+                    self.nodes += size(node);
                     let node = Node {
                         span: Span::new(at, 1),
                         kind: node.kind.clone(),
@@ -200,6 +217,15 @@ impl MarkedEventReceiver for Builder {
             | Event::DocumentStart
             | Event::DocumentEnd => {}
         }
+    }
+}
+
+/// Nodes in a tree.
+fn size(node: &Node) -> usize {
+    1 + match &node.kind {
+        Kind::Scalar { .. } => 0,
+        Kind::Seq(items) => items.iter().map(size).sum(),
+        Kind::Map(entries) => entries.iter().map(|(k, v)| size(k) + size(v)).sum(),
     }
 }
 
@@ -239,6 +265,18 @@ mod tests {
         let e = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(e.message, "duplicate key `a`");
         assert_eq!(e.span.unwrap().start, Pos { line: 3, col: 1 });
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_quickly() {
+        // Found by fuzzing: each level multiplies the document by ten.
+        let mut text = String::from("a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n");
+        for i in 1..9 {
+            let prev = format!("*a{}", i - 1);
+            text.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(",")));
+        }
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("past its size limit"), "{e:?}");
     }
 
     #[test]

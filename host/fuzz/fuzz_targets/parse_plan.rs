@@ -4,12 +4,12 @@
 //!
 //! Besides "no panic", it checks the contracts that `Plan` documents: job ids
 //! are positions, dependencies come before dependents and are ascending, every
-//! job an input reads from is a dependency, command-line overrides win, and
-//! `Diagnostics` is never empty.
+//! job an input or a `with:` argument reads from is a dependency,
+//! command-line overrides win, and `Diagnostics` is never empty.
 #![no_main]
 
 use cairn_fuzz::diag::{Diagnostics, Source};
-use cairn_fuzz::plan::{self, InputSource, JobId, Overrides, Plan};
+use cairn_fuzz::plan::{self, Arg, InputSource, JobId, Overrides, Plan};
 use cairn_fuzz::spec::{self, Workflow};
 use libfuzzer_sys::fuzz_target;
 
@@ -85,13 +85,17 @@ fn check_plan(p: &Plan, ov: &Overrides) {
             job.id,
             job.deps
         );
-        for (name, source) in &job.inputs {
+        let with_sources = job.with.iter().filter_map(|(name, arg)| match arg {
+            Arg::Source(source, _) => Some((&name.value, source)),
+            Arg::Literal(_) => None,
+        });
+        for (name, source) in job.inputs.iter().map(|(n, s)| (n, s)).chain(with_sources) {
             let mut from = Vec::new();
             producers(source, &mut from);
             for j in from {
                 assert!(
-                    job.deps.contains(&j),
-                    "input `{name}` of `{}` reads job {j}, not among its deps {:?}",
+                    job.deps.binary_search(&j).is_ok(),
+                    "input or `with:` argument `{name}` of `{}` reads job {j}, not among its deps {:?}",
                     job.name,
                     job.deps
                 );
