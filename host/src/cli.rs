@@ -129,6 +129,9 @@ enum Command {
         /// Keep printing logs as jobs finish, until the run ends.
         #[arg(short, long)]
         follow: bool,
+        /// Print one JSON object per job (a line each).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         store: StoreArg,
     },
@@ -205,6 +208,9 @@ enum Command {
         run: String,
         /// The job's name, as `cairn status` shows it.
         job: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         store: StoreArg,
     },
@@ -354,8 +360,9 @@ pub fn main<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> i3
             run,
             job,
             follow,
+            json,
             store,
-        } => logs(&store.dir(), &run, job.as_deref(), follow),
+        } => logs(&store.dir(), &run, job.as_deref(), follow, json),
         Command::Results {
             run,
             wait,
@@ -385,7 +392,12 @@ pub fn main<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> i3
             json,
             store,
         } => metrics(&store.dir(), &run, job.as_deref(), json),
-        Command::Why { run, job, store } => why(&store.dir(), &run, &job),
+        Command::Why {
+            run,
+            job,
+            json,
+            store,
+        } => why(&store.dir(), &run, &job, json),
         Command::Verify { run, jobs, store } => verify(&store.dir(), &run, jobs),
         Command::Store(StoreCommand::Verify { store }) => store_verify(&store.dir()),
         Command::Store(StoreCommand::Gc {
@@ -565,22 +577,35 @@ fn status(store: &Path, run: &str, json: bool) -> Query {
     Ok(exit_for(&row))
 }
 
-fn print_job_log(store: &Store, job: &JobRow) {
+fn job_log(store: &Store, job: &JobRow) -> (String, String) {
+    let text = |d: &Option<String>| {
+        d.as_deref()
+            .and_then(|d| d.parse::<Digest>().ok())
+            .and_then(|d| store.read(&d).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    (text(&job.stdout), text(&job.stderr))
+}
+
+fn print_job_log(store: &Store, job: &JobRow, json: bool) {
+    let (stdout, stderr) = job_log(store, job);
+    if json {
+        let v = serde_json::json!({ "job": job.name, "status": job.status, "stdout": stdout, "stderr": stderr });
+        println!("{v}");
+        return;
+    }
     println!("== {} ({})", job.name, job.status);
     let mut out = std::io::stdout().lock();
-    for digest in [&job.stdout, &job.stderr].into_iter().flatten() {
-        if let Ok(d) = digest.parse::<Digest>()
-            && let Ok(bytes) = store.read(&d)
-        {
-            let _ = out.write_all(&bytes);
-            if !bytes.is_empty() && !bytes.ends_with(b"\n") {
-                let _ = writeln!(out);
-            }
+    for text in [stdout, stderr] {
+        let _ = out.write_all(text.as_bytes());
+        if !text.is_empty() && !text.ends_with('\n') {
+            let _ = writeln!(out);
         }
     }
 }
 
-fn logs(store_dir: &Path, run: &str, job: Option<&str>, follow: bool) -> Query {
+fn logs(store_dir: &Path, run: &str, job: Option<&str>, follow: bool, json: bool) -> Query {
     let run = open_run(store_dir, run)?;
     let store = Store::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?;
     if let Some(name) = job {
@@ -595,7 +620,7 @@ fn logs(store_dir: &Path, run: &str, job: Option<&str>, follow: bool) -> Query {
                 continue;
             }
             shown.insert(j.job);
-            print_job_log(&store, &j);
+            print_job_log(&store, &j, json);
         }
         if !follow || row.status.is_final() {
             return Ok(if follow { exit_for(&row) } else { EXIT_OK });
@@ -712,47 +737,62 @@ fn metrics(store_dir: &Path, run: &str, job: Option<&str>, json: bool) -> Query 
     Ok(EXIT_OK)
 }
 
-fn why(store_dir: &Path, run: &str, job: &str) -> Query {
+fn why(store_dir: &Path, run: &str, job: &str, json: bool) -> Query {
     let run = open_run(store_dir, run)?;
     let row = run.status()?;
     let jobs = run.jobs()?;
     let this = job_named(&run, &jobs, job)?;
-    match this.status.as_str() {
-        "cached" => {
-            println!("{job} did not execute: its result came from the cache");
-            return Ok(EXIT_OK);
-        }
-        "executed" | "failed" => {}
-        other => {
-            println!("{job} did not execute: it is {other}");
-            return Ok(EXIT_OK);
-        }
-    }
-    let Some(now) = &this.key_inputs else {
-        println!("{job} executed before its inputs were known; nothing to compare");
-        return Ok(EXIT_OK);
-    };
-    match run.records().previous_job(&row, job)? {
-        None => println!(
-            "{job} executed: no earlier run of workflow `{}` has a job `{job}`",
-            row.workflow
+    let mut compared_with = None;
+    let mut differences = Vec::new();
+    let (executed, answer) = match (this.status.as_str(), &this.key_inputs) {
+        ("cached", _) => (
+            false,
+            format!("{job} did not execute: its result came from the cache"),
         ),
-        Some((earlier_run, earlier)) => {
-            let Some(before) = &earlier.key_inputs else {
-                unreachable!("previous_job requires a key")
-            };
-            let diffs = now.differences(before);
-            if diffs.is_empty() {
-                println!(
-                    "{job} executed although its key is the same as in run {earlier_run}: the result was not in the cache \
-                     (--no-cache, a failure there, or the entry or one of its blobs was removed)"
-                );
-            } else {
-                println!("{job} executed: compared with run {earlier_run},");
-                for d in diffs {
-                    println!("  - {d}");
-                }
+        ("executed" | "failed", Some(now)) => match run.records().previous_job(&row, job)? {
+            None => (
+                true,
+                format!(
+                    "{job} executed: no earlier run of workflow `{}` has a job `{job}`",
+                    row.workflow
+                ),
+            ),
+            Some((earlier_run, earlier)) => {
+                let before = earlier
+                    .key_inputs
+                    .as_ref()
+                    .expect("previous_job requires a key");
+                differences = now.differences(before);
+                let answer = if differences.is_empty() {
+                    format!(
+                        "{job} executed although its key is the same as in run {earlier_run}: the result was not in the cache \
+                         (--no-cache, a failure there, the job is not cacheable, or the entry or one of its blobs was removed)"
+                    )
+                } else {
+                    format!("{job} executed: compared with run {earlier_run},")
+                };
+                compared_with = Some(earlier_run);
+                (true, answer)
             }
+        },
+        ("executed" | "failed", None) => (
+            true,
+            format!("{job} executed before its inputs were known; nothing to compare"),
+        ),
+        (other, _) => (false, format!("{job} did not execute: it is {other}")),
+    };
+    if json {
+        print_json(&serde_json::json!({
+            "job": job,
+            "executed": executed,
+            "answer": answer,
+            "compared_with": compared_with,
+            "differences": differences,
+        }));
+    } else {
+        println!("{answer}");
+        for d in differences {
+            println!("  - {d}");
         }
     }
     Ok(EXIT_OK)

@@ -494,7 +494,11 @@ async fn execute(
             }
             Outcome::Failure(f) => f,
         };
-        let retryable = retry.always || !failure.kind.is_deterministic();
+        // A hermetic job's `err` would come back the same: like a limit, it is
+        // retried only when the job asks.
+        let recurs =
+            failure.kind.is_deterministic() || (failure.kind == FailureKind::Guest && job.hermetic);
+        let retryable = retry.always || !recurs;
         if attempt >= retry.attempts || !retryable {
             break (JobStatus::Failed(failure), None, started);
         }

@@ -259,3 +259,50 @@ fn inspect_describes_a_typed_component() {
     let cmd = p.cairn(&["inspect", cairn_tests::NOOP]);
     assert!(cmd.stdout.contains("kind       command"), "{cmd:?}");
 }
+
+#[test]
+fn a_hermetic_err_is_not_retried_unless_asked() {
+    let p = Project::new();
+    p.workflow(
+        "jobs:
+  odd:
+    uses: {TYPED_FAILS}
+    with: { n: 3 }
+    retry: { attempts: 3, backoff: 10ms }
+  odd-always:
+    uses: {TYPED_FAILS}
+    with: { n: 5 }
+    retry: { attempts: 2, backoff: 10ms, always: true }
+",
+    );
+    let run = p.cairn(&["run", "wf.yaml", "--keep-going"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let id = p.cairn(&["runs", "--json"]).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status = p.cairn(&["status", &id, "--json"]).json();
+    let attempts = |name: &str| {
+        status["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == name)
+            .unwrap()["attempts"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(attempts("odd"), 1, "the same inputs give the same err");
+    assert_eq!(attempts("odd-always"), 2);
+    let why = p.cairn(&["why", &id, "odd", "--json"]).json();
+    assert_eq!(why["executed"], true);
+    assert!(
+        why["answer"].as_str().unwrap().contains("no earlier run"),
+        "{why}"
+    );
+    let logs = p.cairn(&["logs", &id, "odd", "--json"]);
+    let line: serde_json::Value =
+        serde_json::from_str(logs.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(line["job"], "odd");
+    assert_eq!(line["status"], "failed");
+}
