@@ -68,20 +68,7 @@ impl Produced {
 /// Whether every value of `from` is a value of `to`: the integer and float
 /// widenings, which decode without loss from the canonical encoding.
 fn widens(from: &Type, to: &Type) -> bool {
-    let range = |t: &Type| -> Option<(i128, i128)> {
-        Some(match t {
-            Type::U8 => (0, u8::MAX.into()),
-            Type::U16 => (0, u16::MAX.into()),
-            Type::U32 => (0, u32::MAX.into()),
-            Type::U64 => (0, u64::MAX.into()),
-            Type::S8 => (i8::MIN.into(), i8::MAX.into()),
-            Type::S16 => (i16::MIN.into(), i16::MAX.into()),
-            Type::S32 => (i32::MIN.into(), i32::MAX.into()),
-            Type::S64 => (i64::MIN.into(), i64::MAX.into()),
-            _ => return None,
-        })
-    };
-    match (range(from), range(to)) {
+    match (typed::int_range(from), typed::int_range(to)) {
         (Some((a, b)), Some((c, d))) => c <= a && b <= d,
         _ => matches!((from, to), (Type::Float32, Type::Float64)),
     }

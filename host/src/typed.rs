@@ -239,34 +239,21 @@ pub fn from_yaml(node: &Node, ty: &Type) -> Result<Val, Diagnostic> {
     let span = node.span;
     let text = node.as_str();
     let plain = matches!(&node.kind, Kind::Scalar { plain: true, .. });
-    macro_rules! int {
-        ($t:ty, $v:ident) => {{
-            let s = text.ok_or_else(|| mismatch(span, format!("found {}", node.describe()), ty))?;
-            let n: i128 = parse_int(s)
-                .ok_or_else(|| mismatch(span, format!("`{s}` is not a whole number"), ty))?;
-            <$t>::try_from(n).map(Val::$v).map_err(|_| {
-                mismatch(
-                    span,
-                    format!("{n} is out of range ({}..={})", <$t>::MIN, <$t>::MAX),
-                    ty,
-                )
-            })
-        }};
-    }
     match ty {
         Type::Bool => match text {
             Some("true") => Ok(Val::Bool(true)),
             Some("false") => Ok(Val::Bool(false)),
             _ => Err(mismatch(span, format!("found {}", shown(node)), ty)),
         },
-        Type::S8 => int!(i8, S8),
-        Type::U8 => int!(u8, U8),
-        Type::S16 => int!(i16, S16),
-        Type::U16 => int!(u16, U16),
-        Type::S32 => int!(i32, S32),
-        Type::U32 => int!(u32, U32),
-        Type::S64 => int!(i64, S64),
-        Type::U64 => int!(u64, U64),
+        t if int_range(t).is_some() => {
+            let s = text.ok_or_else(|| mismatch(span, format!("found {}", node.describe()), ty))?;
+            let n = parse_int(s)
+                .ok_or_else(|| mismatch(span, format!("`{s}` is not a whole number"), ty))?;
+            int_val(t, n).ok_or_else(|| {
+                let (lo, hi) = int_range(t).expect("an integer type");
+                mismatch(span, format!("{n} is out of range ({lo}..={hi})"), ty)
+            })
+        }
         Type::Float32 | Type::Float64 => {
             let s = text.ok_or_else(|| mismatch(span, format!("found {}", node.describe()), ty))?;
             let f = parse_float(s)
@@ -468,6 +455,36 @@ pub fn from_yaml(node: &Node, ty: &Type) -> Result<Val, Diagnostic> {
     }
 }
 
+/// The values of an integer type, or `None` for other types.
+pub fn int_range(ty: &Type) -> Option<(i128, i128)> {
+    Some(match ty {
+        Type::U8 => (0, u8::MAX.into()),
+        Type::U16 => (0, u16::MAX.into()),
+        Type::U32 => (0, u32::MAX.into()),
+        Type::U64 => (0, u64::MAX.into()),
+        Type::S8 => (i8::MIN.into(), i8::MAX.into()),
+        Type::S16 => (i16::MIN.into(), i16::MAX.into()),
+        Type::S32 => (i32::MIN.into(), i32::MAX.into()),
+        Type::S64 => (i64::MIN.into(), i64::MAX.into()),
+        _ => return None,
+    })
+}
+
+/// `n` as a value of integer type `ty`, if it is in range.
+fn int_val(ty: &Type, n: i128) -> Option<Val> {
+    Some(match ty {
+        Type::U8 => Val::U8(n.try_into().ok()?),
+        Type::U16 => Val::U16(n.try_into().ok()?),
+        Type::U32 => Val::U32(n.try_into().ok()?),
+        Type::U64 => Val::U64(n.try_into().ok()?),
+        Type::S8 => Val::S8(n.try_into().ok()?),
+        Type::S16 => Val::S16(n.try_into().ok()?),
+        Type::S32 => Val::S32(n.try_into().ok()?),
+        Type::S64 => Val::S64(n.try_into().ok()?),
+        _ => return None,
+    })
+}
+
 fn shown(node: &Node) -> String {
     node.as_str()
         .map_or_else(|| node.describe().to_string(), |s| format!("`{s}`"))
@@ -587,21 +604,9 @@ pub fn from_json(j: &Json, ty: &Type) -> Result<Val, String> {
         Json::String(s) => parse_float(s).ok_or_else(bad),
         _ => j.as_f64().ok_or_else(bad),
     };
-    macro_rules! int {
-        ($t:ty, $v:ident) => {
-            <$t>::try_from(int(j)?).map(Val::$v).map_err(|_| bad())
-        };
-    }
     match ty {
         Type::Bool => j.as_bool().map(Val::Bool).ok_or_else(bad),
-        Type::S8 => int!(i8, S8),
-        Type::U8 => int!(u8, U8),
-        Type::S16 => int!(i16, S16),
-        Type::U16 => int!(u16, U16),
-        Type::S32 => int!(i32, S32),
-        Type::U32 => int!(u32, U32),
-        Type::S64 => int!(i64, S64),
-        Type::U64 => int!(u64, U64),
+        t if int_range(t).is_some() => int_val(t, int(j)?).ok_or_else(bad),
         Type::Float32 => float(j).map(|f| Val::Float32(f as f32)),
         Type::Float64 => float(j).map(Val::Float64),
         Type::Char => j
