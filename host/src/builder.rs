@@ -3,7 +3,8 @@
 //! so an unchanged task is never rebuilt (nor is cargo even started).
 //!
 //! Rust is supported here (`Cargo.toml` → `cargo build --release --target
-//! wasm32-wasip2`); other languages plug in beside it.
+//! wasm32-wasip2`: a binary for a command task, a cdylib for a typed task);
+//! other languages plug in beside it.
 
 use crate::digest::Digest;
 use crate::store::{Store, Stored};
@@ -74,73 +75,143 @@ pub fn build_dir(dir: &Path, store: &Store) -> Result<Built, BuildError> {
     // The tools run inside the directory, so give them an absolute path.
     let dir = &fs::canonicalize(dir).map_err(io_err)?;
     let toolchain = rustc_version(dir, store)?;
-    let key = source_digest(dir, &toolchain).map_err(io_err)?;
-    let record = store.root().join("build").join("index").join(key.to_hex());
-    if let Some(d) = fs::read_to_string(&record)
+    let key =
+        blake3::hash(format!("cairn rust build v2\0{}\0{toolchain}", dir.display()).as_bytes());
+    let record_path = store
+        .root()
+        .join("build")
+        .join("index")
+        .join(key.to_hex().as_str());
+    let previous: Option<BuildRecord> = fs::read(&record_path)
         .ok()
-        .and_then(|s| s.trim().parse::<Digest>().ok())
-        && let Ok(meta) = fs::metadata(store.blob_path(&d))
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(rec) = &previous
+        && rec.is_current()
+        && let Ok(meta) = fs::metadata(store.blob_path(&rec.component))
     {
         return Ok(Built {
             stored: Stored {
-                digest: d,
+                digest: rec.component,
                 size: meta.len(),
             },
             fresh: false,
         });
     }
     ensure_target(dir)?;
-    let wasm = cargo_build(dir, &store.root().join("build").join("cargo"))?;
+    let (wasm, deps) = cargo_build(dir, &store.root().join("build").join("cargo"))?;
     let stored = store
         .put_bytes(&fs::read(&wasm).map_err(io_err)?)
         .map_err(io_err)?;
-    fs::create_dir_all(record.parent().expect("has a parent")).map_err(io_err)?;
+    // What cargo read to build it (its dep-info: the package's sources and
+    // its path dependencies', including files macros read), plus the
+    // manifest and lock file, which dep-info leaves out.
+    let mut inputs: Vec<PathBuf> = deps;
+    inputs.extend(
+        ["Cargo.toml", "Cargo.lock"]
+            .map(|f| dir.join(f))
+            .into_iter()
+            .filter(|p| p.is_file()),
+    );
+    inputs.sort();
+    inputs.dedup();
+    let record = BuildRecord::new(inputs, stored.digest).map_err(io_err)?;
+    fs::create_dir_all(record_path.parent().expect("has a parent")).map_err(io_err)?;
     // Atomically: another process may be reading the index right now.
     let mut tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp")).map_err(io_err)?;
-    std::io::Write::write_all(&mut tmp, stored.digest.to_hex().as_bytes()).map_err(io_err)?;
-    tmp.persist(&record).map_err(|e| io_err(e.error))?;
+    std::io::Write::write_all(
+        &mut tmp,
+        &serde_json::to_vec(&record).expect("serialisable"),
+    )
+    .map_err(io_err)?;
+    tmp.persist(&record_path).map_err(|e| io_err(e.error))?;
     Ok(Built {
         stored,
         fresh: true,
     })
 }
 
-/// blake3 over every file below `dir` (relative path and bytes), in sorted
-/// order, skipping build output and hidden directories, plus the toolchain.
-fn source_digest(dir: &Path, toolchain: &str) -> io::Result<Digest> {
-    let mut files = Vec::new();
-    walk(dir, dir, &mut files)?;
-    files.sort();
+/// What a build read, so the next run can tell whether it is still current
+/// without starting cargo: every input's stamp (size, mtime, inode), and a
+/// digest of their contents for when stamps change but bytes do not.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct BuildRecord {
+    inputs: Vec<(PathBuf, [u64; 4])>,
+    contents: Digest,
+    component: Digest,
+}
+
+impl BuildRecord {
+    fn new(paths: Vec<PathBuf>, component: Digest) -> io::Result<Self> {
+        let inputs = paths
+            .into_iter()
+            .map(|p| Ok((stamp(&p)?, p)))
+            .collect::<io::Result<Vec<_>>>()?
+            .into_iter()
+            .map(|(s, p)| (p, s))
+            .collect::<Vec<_>>();
+        let contents = contents_digest(inputs.iter().map(|(p, _)| p.as_path()))?;
+        Ok(BuildRecord {
+            inputs,
+            contents,
+            component,
+        })
+    }
+
+    /// True when every input is unchanged: by stamp, or failing that, by content.
+    fn is_current(&self) -> bool {
+        if self
+            .inputs
+            .iter()
+            .all(|(p, s)| stamp(p).is_ok_and(|now| now == *s))
+        {
+            return true;
+        }
+        contents_digest(self.inputs.iter().map(|(p, _)| p.as_path()))
+            .is_ok_and(|d| d == self.contents)
+    }
+}
+
+fn stamp(p: &Path) -> io::Result<[u64; 4]> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(p)?;
+    Ok([m.len(), m.mtime() as u64, m.mtime_nsec() as u64, m.ino()])
+}
+
+fn contents_digest<'a>(paths: impl Iterator<Item = &'a Path>) -> io::Result<Digest> {
     let mut h = blake3::Hasher::new();
-    h.update(b"cairn rust build v1\0");
-    h.update(toolchain.as_bytes());
-    for rel in files {
-        let bytes = fs::read(dir.join(&rel))?;
-        h.update(&(rel.len() as u64).to_le_bytes());
-        h.update(rel.as_bytes());
+    for p in paths {
+        let bytes = fs::read(p)?;
+        h.update(&(p.as_os_str().len() as u64).to_le_bytes());
+        h.update(p.as_os_str().as_encoded_bytes());
         h.update(&(bytes.len() as u64).to_le_bytes());
         h.update(&bytes);
     }
     Ok(h.finalize().into())
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || name == "target" {
-            continue;
-        }
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            walk(root, &path, out)?;
-        } else {
-            let rel = path.strip_prefix(root).expect("walked below root");
-            out.push(rel.to_string_lossy().into_owned());
+/// The files listed in a Makefile-style dep-info file (`target: a b\ c`).
+fn parse_dep_info(text: &str) -> Vec<PathBuf> {
+    let Some((_, deps)) = text.lines().next().and_then(|l| l.split_once(": ")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = deps.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => cur.push(chars.next().expect("peeked")),
+            ' ' => {
+                if !cur.is_empty() {
+                    out.push(PathBuf::from(std::mem::take(&mut cur)));
+                }
+            }
+            c => cur.push(c),
         }
     }
-    Ok(())
+    if !cur.is_empty() {
+        out.push(PathBuf::from(cur));
+    }
+    out
 }
 
 /// `rustc -vV` as seen from `dir` (its rust-toolchain.toml applies).
@@ -278,7 +349,7 @@ fn ensure_target(dir: &Path) -> Result<(), BuildError> {
 }
 
 /// Runs cargo and returns the one `.wasm` binary it produced.
-fn cargo_build(dir: &Path, target_dir: &Path) -> Result<PathBuf, BuildError> {
+fn cargo_build(dir: &Path, target_dir: &Path) -> Result<(PathBuf, Vec<PathBuf>), BuildError> {
     let out = Command::new("cargo")
         .args([
             "build",
@@ -309,10 +380,11 @@ fn cargo_build(dir: &Path, target_dir: &Path) -> Result<PathBuf, BuildError> {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
+        // A command task is a binary; a typed task is a cdylib.
         let is_bin = msg["reason"] == "compiler-artifact"
             && msg["target"]["kind"]
                 .as_array()
-                .is_some_and(|k| k.iter().any(|k| k == "bin"));
+                .is_some_and(|k| k.iter().any(|k| k == "bin" || k == "cdylib"));
         if is_bin {
             let files = msg["filenames"].as_array().into_iter().flatten();
             wasm.extend(
@@ -324,11 +396,17 @@ fn cargo_build(dir: &Path, target_dir: &Path) -> Result<PathBuf, BuildError> {
         }
     }
     match wasm.len() {
-        1 => Ok(wasm.remove(0)),
+        1 => {
+            let wasm = wasm.remove(0);
+            let deps = fs::read_to_string(wasm.with_extension("d"))
+                .map(|t| parse_dep_info(&t))
+                .unwrap_or_default();
+            Ok((wasm, deps))
+        }
         n => Err(BuildError::Failed {
             dir: dir.to_path_buf(),
             output: format!(
-                "expected exactly one binary target, found {n}; a task directory builds one component"
+                "expected exactly one binary or cdylib target, found {n}; a task directory builds one component"
             ),
         }),
     }
@@ -356,16 +434,28 @@ mod tests {
     }
 
     #[test]
-    fn the_source_digest_skips_build_output_and_sees_edits() {
+    fn dep_info_lists_files_with_escaped_spaces() {
+        let deps = parse_dep_info(
+            "/t/x.wasm: /a/src/main.rs /b/with\\ space.rs /c/wit/x.wit\n\n/a/src/main.rs:\n",
+        );
+        let want = ["/a/src/main.rs", "/b/with space.rs", "/c/wit/x.wit"].map(PathBuf::from);
+        assert_eq!(deps, want);
+    }
+
+    #[test]
+    fn a_build_record_sees_edits_but_not_touches() {
         let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("src")).unwrap();
-        fs::write(dir.path().join("src/main.rs"), "fn main() {}").unwrap();
-        let a = source_digest(dir.path(), "rustc 1").unwrap();
-        fs::create_dir_all(dir.path().join("target")).unwrap();
-        fs::write(dir.path().join("target/junk"), "x").unwrap();
-        assert_eq!(a, source_digest(dir.path(), "rustc 1").unwrap());
-        assert_ne!(a, source_digest(dir.path(), "rustc 2").unwrap());
-        fs::write(dir.path().join("src/main.rs"), "fn main() { }").unwrap();
-        assert_ne!(a, source_digest(dir.path(), "rustc 1").unwrap());
+        let f = dir.path().join("main.rs");
+        fs::write(&f, "fn main() {}").unwrap();
+        let rec = BuildRecord::new(vec![f.clone()], Digest::of(b"c")).unwrap();
+        assert!(rec.is_current());
+        // Same bytes, new stamp: still current.
+        fs::remove_file(&f).unwrap();
+        fs::write(&f, "fn main() {}").unwrap();
+        assert!(rec.is_current());
+        fs::write(&f, "fn main() { }").unwrap();
+        assert!(!rec.is_current());
+        fs::remove_file(&f).unwrap();
+        assert!(!rec.is_current());
     }
 }
