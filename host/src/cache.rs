@@ -112,6 +112,10 @@ pub struct ActionInputs {
     /// (Arguments from the store are in `inputs`.)
     #[serde(default)]
     pub args: BTreeMap<String, serde_json::Value>,
+    /// Declared secrets by name: `None`, or a store-keyed hash of the value
+    /// when the job keys on it. Never the value itself.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Option<String>>,
 }
 
 impl ActionInputs {
@@ -166,6 +170,12 @@ impl ActionInputs {
             e.bytes(name.as_bytes());
             // serde_json writes object keys sorted: the text is canonical.
             e.bytes(value.to_string().as_bytes());
+        }
+        e.tag(b'k');
+        e.u64(self.secrets.len() as u64);
+        for (name, hash) in &self.secrets {
+            e.bytes(name.as_bytes());
+            e.bytes(hash.as_deref().unwrap_or_default().as_bytes());
         }
         ActionKey(*e.0.finalize().as_bytes())
     }
@@ -389,6 +399,7 @@ mod tests {
             sandbox: SandboxKey::default().profile,
             call: None,
             args: BTreeMap::new(),
+            secrets: BTreeMap::new(),
         }
     }
 

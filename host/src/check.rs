@@ -174,7 +174,9 @@ pub fn check(plan: &Plan, kinds: &[TaskKind], source: &Source) -> Result<Vec<Cal
     if errors.is_empty() {
         Ok(calls)
     } else {
+        // A matrix job's instances share their `with:` text: say it once.
         errors.sort_by_key(|d| d.span.map(|s| s.start));
+        errors.dedup();
         Err(Diagnostics {
             source: source.clone(),
             items: errors,

@@ -18,6 +18,14 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// `println!` that ignores a closed stdout (`cairn runs | head`) instead of
+/// panicking: the reader left, nothing is wrong.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 /// Exit code: every job succeeded.
 pub const EXIT_OK: i32 = 0;
 /// Exit code: a job failed (the run's other results are still stored).
@@ -274,6 +282,13 @@ struct RunArgs {
     /// Default log bytes kept per job; the rest is cut (a job's `limits.log` wins).
     #[arg(long, default_value = "8MiB", value_parser = size)]
     log_limit: u64,
+    /// Pass the environment variable NAME as secret NAME to jobs that
+    /// declare it (`secrets: [NAME]`) (repeatable).
+    #[arg(long = "secret", value_name = "NAME")]
+    secrets: Vec<String>,
+    /// Read secrets from a file of NAME=VALUE lines.
+    #[arg(long = "secrets", value_name = "FILE")]
+    secrets_file: Option<PathBuf>,
     /// Print only failures and the final summary.
     #[arg(short, long)]
     quiet: bool,
@@ -504,7 +519,12 @@ fn took(row_start: Option<i64>, row_end: Option<i64>) -> String {
 }
 
 fn print_json(v: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(v).expect("serialisable")
+    );
 }
 
 fn runs(
@@ -516,9 +536,9 @@ fn runs(
 ) -> Query {
     if !store.join("runs.db").exists() {
         if json {
-            println!("[]");
+            outln!("[]");
         } else {
-            println!("no runs in {}", store.display());
+            outln!("no runs in {}", store.display());
         }
         return Ok(EXIT_OK);
     }
@@ -528,7 +548,7 @@ fn runs(
         print_json(&rows);
     } else {
         for r in &rows {
-            println!(
+            outln!(
                 "{}  {:<11}  {:<20}  {:>9}  {}",
                 r.id,
                 r.status,
@@ -549,7 +569,7 @@ fn status(store: &Path, run: &str, json: bool) -> Query {
         print_json(&serde_json::json!({ "run": row, "jobs": jobs }));
         return Ok(exit_for(&row));
     }
-    println!(
+    outln!(
         "run {}  {}  workflow {} ({})  started {}{}",
         row.id,
         row.status,
@@ -561,13 +581,13 @@ fn status(store: &Path, run: &str, json: bool) -> Query {
             .unwrap_or_default()
     );
     if let Some(e) = &row.error {
-        println!("  error: {}", e.lines().next().unwrap_or_default());
+        outln!("  error: {}", e.lines().next().unwrap_or_default());
     }
     for j in &jobs {
         let detail = failure_line(j)
             .map(|f| format!("  {f}"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "  {:<10} {:<24} {:>9}{detail}",
             j.status,
             j.name,
@@ -592,10 +612,10 @@ fn print_job_log(store: &Store, job: &JobRow, json: bool) {
     let (stdout, stderr) = job_log(store, job);
     if json {
         let v = serde_json::json!({ "job": job.name, "status": job.status, "stdout": stdout, "stderr": stderr });
-        println!("{v}");
+        outln!("{v}");
         return;
     }
-    println!("== {} ({})", job.name, job.status);
+    outln!("== {} ({})", job.name, job.status);
     let mut out = std::io::stdout().lock();
     for text in [stdout, stderr] {
         let _ = out.write_all(text.as_bytes());
@@ -647,7 +667,7 @@ fn results(store_dir: &Path, run: &str, wait: Wait, all: bool, json: bool) -> Qu
         print_json(&serde_json::json!({ "run": row, "outputs": outputs }));
         return Ok(exit_for(&row));
     }
-    println!("run {}  {}", row.id, row.status);
+    outln!("run {}  {}", row.id, row.status);
     let store = Store::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?;
     let mut lines = Vec::new();
     for o in &outputs {
@@ -660,7 +680,7 @@ fn results(store_dir: &Path, run: &str, wait: Wait, all: bool, json: bool) -> Qu
         );
     }
     for l in lines {
-        println!("  {l}");
+        outln!("  {l}");
     }
     Ok(exit_for(&row))
 }
@@ -727,11 +747,11 @@ fn metrics(store_dir: &Path, run: &str, job: Option<&str>, json: bool) -> Query 
     if json {
         print_json(&rows);
     } else if rows.is_empty() {
-        println!("no metrics recorded");
+        outln!("no metrics recorded");
     } else {
         for m in rows {
             let step = m.step.map(|s| format!(" step {s}")).unwrap_or_default();
-            println!("{}  {}{step}  {}", m.job, m.name, m.value);
+            outln!("{}  {}{step}  {}", m.job, m.name, m.value);
         }
     }
     Ok(EXIT_OK)
@@ -790,9 +810,9 @@ fn why(store_dir: &Path, run: &str, job: &str, json: bool) -> Query {
             "differences": differences,
         }));
     } else {
-        println!("{answer}");
+        outln!("{answer}");
         for d in differences {
-            println!("  - {d}");
+            outln!("  - {d}");
         }
     }
     Ok(EXIT_OK)
@@ -819,7 +839,7 @@ fn check(path: &Path, overrides: Overrides, store: Option<PathBuf>) -> i32 {
                 .iter()
                 .filter(|c| matches!(c, crate::check::Call::Typed(_)))
                 .count();
-            println!(
+            outln!(
                 "{}: ok: {} jobs ({typed} typed, {} command)",
                 loaded.path.display(),
                 prepared.calls.len(),
@@ -850,23 +870,23 @@ fn inspect(path: &Path, call: Option<&str>, store_dir: &Path) -> Query {
         .map_err(|e| QueryError::Host(e.to_string()))?;
     let kind = rt.block_on(runtime.inspect(&component, call));
     let imports = rt.block_on(runtime.imports(&component));
-    println!("component  {}", path.display());
-    println!("digest     {}", stored.digest);
-    println!("size       {} bytes", bytes.len());
+    outln!("component  {}", path.display());
+    outln!("digest     {}", stored.digest);
+    outln!("size       {} bytes", bytes.len());
     let code = match kind {
         Ok(TaskKind::Command) => {
-            println!("kind       command (wasi:cli/run): argv in, files in /in and /out");
+            outln!("kind       command (wasi:cli/run): argv in, files in /in and /out");
             EXIT_OK
         }
         Ok(TaskKind::Typed(sig)) => {
-            println!("kind       typed task");
-            println!("export     {}", sig.describe());
+            outln!("kind       typed task");
+            outln!("export     {}", sig.describe());
             let outs: Vec<String> = sig
                 .outputs()
                 .iter()
                 .map(|(n, t)| format!("{n}: {}", crate::typed::describe(t)))
                 .collect();
-            println!(
+            outln!(
                 "outputs    {}",
                 if outs.is_empty() {
                     "none".into()
@@ -877,21 +897,21 @@ fn inspect(path: &Path, call: Option<&str>, store_dir: &Path) -> Query {
             EXIT_OK
         }
         Ok(TaskKind::Unusable(why)) | Err(crate::outcome::Failure { message: why, .. }) => {
-            println!("kind       unusable: {why}");
+            outln!("kind       unusable: {why}");
             EXIT_JOB_FAILED
         }
     };
     match imports {
         Ok(list) => {
-            println!("imports");
+            outln!("imports");
             for (name, provided) in list {
-                println!(
+                outln!(
                     "  {} {name}",
                     if provided { "provided" } else { "MISSING " }
                 );
             }
         }
-        Err(f) => println!("imports    unreadable: {}", f.message),
+        Err(f) => outln!("imports    unreadable: {}", f.message),
     }
     Ok(code)
 }
@@ -921,11 +941,11 @@ fn verify(store_dir: &Path, run: &str, jobs: Option<usize>) -> Query {
     let mut bad = 0;
     for (name, v) in &verdicts {
         match v {
-            Verdict::Same => println!("same     {name}"),
-            Verdict::NotRun(why) => println!("skipped  {name} ({why})"),
+            Verdict::Same => outln!("same     {name}"),
+            Verdict::NotRun(why) => outln!("skipped  {name} ({why})"),
             Verdict::Failed(f) => {
                 bad += 1;
-                println!("FAILED   {name}: {f}");
+                outln!("FAILED   {name}: {f}");
             }
             Verdict::Differs(diffs) => {
                 bad += 1;
@@ -933,7 +953,7 @@ fn verify(store_dir: &Path, run: &str, jobs: Option<usize>) -> Query {
                     let show = |v: &Option<Value>| {
                         v.as_ref().map_or("missing".to_string(), Value::describe)
                     };
-                    println!(
+                    outln!(
                         "DIFFERS  {name} output `{output}`: recorded {}, now {}",
                         show(before),
                         show(now)
@@ -942,7 +962,7 @@ fn verify(store_dir: &Path, run: &str, jobs: Option<usize>) -> Query {
             }
         }
     }
-    println!(
+    outln!(
         "verified run {}: {} jobs, {} reproduced, {bad} not",
         run.id(),
         verdicts.len(),
@@ -959,16 +979,16 @@ fn store_verify(store_dir: &Path) -> Query {
     for p in &report.problems {
         match p {
             StoreProblem::CorruptBlob(d) => {
-                println!("corrupt blob {d}: its bytes do not match its digest")
+                outln!("corrupt blob {d}: its bytes do not match its digest")
             }
-            StoreProblem::StrayFile(f) => println!("stray file {}", f.display()),
-            StoreProblem::BadEntry(f) => println!("unreadable cache entry {}", f.display()),
+            StoreProblem::StrayFile(f) => outln!("stray file {}", f.display()),
+            StoreProblem::BadEntry(f) => outln!("unreadable cache entry {}", f.display()),
             StoreProblem::MissingBlob { key, blob } => {
-                println!("cache entry {key} names missing blob {blob}")
+                outln!("cache entry {key} names missing blob {blob}")
             }
         }
     }
-    println!(
+    outln!(
         "{}: {} blobs re-hashed, {} cache entries checked, {} problems",
         store_dir.display(),
         report.blobs,
@@ -991,9 +1011,13 @@ fn store_gc(store_dir: &Path, last: Option<usize>, since: Option<Duration>) -> Q
     let store = Arc::new(Store::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?);
     let records = crate::records::Records::open(store_dir)?;
     let r = crate::maintenance::gc(&store, &records, crate::maintenance::Keep { last, since })?;
-    println!(
+    outln!(
         "kept {} runs; removed {} runs, {} blobs ({} bytes), {} cache entries",
-        r.runs_kept, r.runs_removed, r.blobs_removed, r.bytes_removed, r.entries_removed
+        r.runs_kept,
+        r.runs_removed,
+        r.blobs_removed,
+        r.bytes_removed,
+        r.entries_removed
     );
     Ok(EXIT_OK)
 }
@@ -1017,6 +1041,21 @@ fn run(args: RunArgs) -> i32 {
         .clone()
         .unwrap_or_else(|| workflow::default_store(&loaded));
     let jobs = args.jobs.unwrap_or_else(cores).max(1);
+    let secrets = match read_secrets(&args, &loaded.plan) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    let store = match Store::open(&store_dir) {
+        Ok(s) => Arc::new(s),
+        Err(e) => return report_error(&Error::Host(format!("store {}: {e}", store_dir.display()))),
+    };
+    let secret_key = match store.secret_key() {
+        Ok(k) => k,
+        Err(e) => return report_error(&Error::Host(format!("store {}: {e}", store_dir.display()))),
+    };
     let opts = RunOptions {
         jobs,
         keep_going: args.keep_going,
@@ -1028,10 +1067,8 @@ fn run(args: RunArgs) -> i32 {
             output: args.output_limit,
             log: args.log_limit,
         },
-    };
-    let store = match Store::open(&store_dir) {
-        Ok(s) => Arc::new(s),
-        Err(e) => return report_error(&Error::Host(format!("store {}: {e}", store_dir.display()))),
+        secrets: Arc::new(secrets),
+        secret_key,
     };
     let quiet = args.quiet || args.detached_child;
     let printer = Arc::new(Printer::new(quiet, store.clone()));
@@ -1054,7 +1091,7 @@ fn run(args: RunArgs) -> i32 {
     };
     if args.detached_child {
         // The parent relays this line and exits; nothing else goes to stdout.
-        println!("{}", started.run.id());
+        outln!("{}", started.run.id());
         let _ = std::io::stdout().flush();
     }
     let ticker = printer.clone().start_ticker(&plan);
@@ -1110,8 +1147,44 @@ fn detach() -> i32 {
         }
         return EXIT_HOST;
     }
-    println!("{}", line.trim());
+    outln!("{}", line.trim());
     EXIT_OK
+}
+
+/// The secrets given on the command line, checked against what jobs declare.
+fn read_secrets(
+    args: &RunArgs,
+    plan: &Plan,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut secrets = std::collections::BTreeMap::new();
+    if let Some(file) = &args.secrets_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("--secrets {}: {e}", file.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| format!("{}:{}: expected NAME=VALUE", file.display(), i + 1))?;
+            secrets.insert(k.trim().to_string(), v.to_string());
+        }
+    }
+    for name in &args.secrets {
+        let value = std::env::var(name)
+            .map_err(|_| format!("--secret {name}: the environment has no variable {name}"))?;
+        secrets.insert(name.clone(), value);
+    }
+    for job in &plan.jobs {
+        if let Some(s) = job.secrets.iter().find(|s| !secrets.contains_key(&s.value)) {
+            return Err(format!(
+                "job `{}` declares secret `{}`, which was not given; pass --secret {} (from the environment) or --secrets FILE",
+                job.name, s.value, s.value
+            ));
+        }
+    }
+    Ok(secrets)
 }
 
 fn report_error(e: &Error) -> i32 {

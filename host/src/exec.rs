@@ -56,8 +56,10 @@ impl WasmExecutor {
             self.store.clone(),
             dir.writer_dir(),
             dir.task_log(),
-            BTreeMap::new(),
+            req.secrets.clone(),
         );
+        // A task may print a secret it was given; the stored log never shows it.
+        dir.redact(req.secrets.values().cloned().collect());
         let started = Instant::now();
         let mut invoke = typed.as_ref().map(|sig| Invoke {
             sig: sig.clone(),

@@ -98,6 +98,8 @@ pub async fn verify_run(
             },
             action,
             limits: j.limits.unwrap_or_default(),
+            // Secret values are never recorded, so verify runs without them.
+            secrets: BTreeMap::new(),
         };
         let before = recorded.remove(&j.name).unwrap_or_default();
         let (executor, permits) = (executor.clone(), permits.clone());

@@ -80,6 +80,10 @@ pub struct PlannedJob {
     pub call: Option<Spanned<String>>,
     /// A typed task's arguments, by parameter name, in file order.
     pub with: Vec<(Spanned<String>, Arg)>,
+    /// Secrets the job may read, by name, with where each was declared.
+    pub secrets: Vec<Spanned<String>>,
+    /// Key results on a store-keyed hash of each secret's value.
+    pub secrets_in_key: bool,
 }
 
 /// A typed task's argument after planning.
@@ -554,6 +558,8 @@ impl Ctx<'_> {
             cacheable: spec.cache.unwrap_or(spec.hermetic),
             call: spec.call.clone(),
             with,
+            secrets: spec.secrets.clone(),
+            secrets_in_key: spec.secrets_in_key,
         })
     }
 

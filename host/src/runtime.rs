@@ -332,9 +332,18 @@ impl Runtime {
             name.starts_with("wasi:") && name.contains("@0.2.")
                 || name.starts_with("cairn:task/") && name.ends_with("@0.1.0")
         };
+        // Interfaces only: a world's `use` of a type shows up as an import of
+        // that type, which the interface providing it satisfies.
         Ok(component
             .component_type()
             .imports(&self.plain.engine)
+            .filter(|(_, item)| {
+                matches!(
+                    item.ty,
+                    wasmtime::component::types::ComponentItem::ComponentInstance(_)
+                        | wasmtime::component::types::ComponentItem::ComponentFunc(_)
+                )
+            })
             .map(|(name, _)| (name.to_string(), provided(name)))
             .collect())
     }

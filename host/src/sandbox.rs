@@ -25,6 +25,7 @@ use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtx
 /// `stdout` and `stderr`.
 pub struct JobDir {
     dir: tempfile::TempDir,
+    redact: Vec<String>,
     log: Option<Arc<Budget>>,
     stdout_budget: Option<Arc<Budget>>,
     log_stream: Option<Option<CappedStream>>,
@@ -63,6 +64,7 @@ impl JobDir {
         let dir = store.scratch("job-")?;
         let job = JobDir {
             dir,
+            redact: Vec::new(),
             log: None,
             stdout_budget: None,
             log_stream: None,
@@ -188,10 +190,26 @@ impl JobDir {
         Ok(())
     }
 
+    /// Secret values to blank out of the job's log before it is stored.
+    pub fn redact(&mut self, values: Vec<String>) {
+        self.redact = values.into_iter().filter(|v| !v.is_empty()).collect();
+    }
+
     /// Moves the captured stdout and stderr into the store. Called on every
     /// path, so a failed job keeps its log.
     pub fn logs(&self, store: &Store) -> io::Result<(Digest, Digest)> {
         self.mark_truncation()?;
+        for name in ["stdout", "stderr"] {
+            let path = self.dir.path().join(name);
+            if self.redact.is_empty() || !path.exists() {
+                continue;
+            }
+            let mut text = fs::read(&path)?;
+            for secret in &self.redact {
+                text = replace_all(&text, secret.as_bytes(), b"[secret]");
+            }
+            fs::write(&path, text)?;
+        }
         let take = |name: &str| -> io::Result<Digest> {
             let p = self.dir.path().join(name);
             if p.exists() {
@@ -299,6 +317,21 @@ fn collect_one(store: &Store, path: &Path, what: &str) -> Result<Value, Failure>
         .map(|(_, n)| collect_one(store, &path.join(&n), &format!("{what}/{n}")))
         .collect::<Result<_, _>>()?;
     Ok(Value::List(items))
+}
+
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// The bytes of regular files below `dir` (links are not followed).

@@ -34,6 +34,8 @@ pub struct JobRequest {
     /// For a typed task, the export's signature (the call's arguments are in
     /// `action`); `None` for a command task.
     pub typed: Option<Arc<crate::typed::Signature>>,
+    /// The secrets this job declared, with their values. Never recorded.
+    pub secrets: BTreeMap<String, String>,
     /// The job's action key.
     pub key: ActionKey,
 }
@@ -114,6 +116,10 @@ pub struct RunOptions {
     pub no_cache: bool,
     /// Limits for jobs that do not set their own.
     pub limits: ExecLimits,
+    /// Secret values by name; a job sees only those it declares.
+    pub secrets: Arc<BTreeMap<String, String>>,
+    /// Key for hashing secret values into action keys (per store).
+    pub secret_key: [u8; 32],
 }
 
 /// The final state of one job.
@@ -354,6 +360,7 @@ fn request(
                 sandbox,
                 call: None,
                 args: BTreeMap::new(),
+                secrets: BTreeMap::new(),
             },
             None,
         ),
@@ -367,10 +374,38 @@ fn request(
                 sandbox,
                 call: Some(t.sig.export.clone()),
                 args: t.literals.clone(),
+                secrets: job
+                    .secrets
+                    .iter()
+                    .map(|s| {
+                        // The names always; a value only as a hash keyed per
+                        // store, and only when the job asks.
+                        let value = opts
+                            .secrets
+                            .get(&s.value)
+                            .map(String::as_bytes)
+                            .unwrap_or_default();
+                        let hash = job.secrets_in_key.then(|| {
+                            blake3::keyed_hash(&opts.secret_key, value)
+                                .to_hex()
+                                .to_string()
+                        });
+                        (s.value.clone(), hash)
+                    })
+                    .collect(),
             },
             Some(t.sig.clone()),
         ),
     };
+    let secrets = job
+        .secrets
+        .iter()
+        .filter_map(|s| {
+            opts.secrets
+                .get(&s.value)
+                .map(|v| (s.value.clone(), v.clone()))
+        })
+        .collect();
     let (l, d) = (&job.limits, &opts.limits);
     Ok(JobRequest {
         id,
@@ -387,6 +422,7 @@ fn request(
         },
         hermetic: job.hermetic,
         typed,
+        secrets,
     })
 }
 

@@ -82,6 +82,11 @@ pub struct JobSpec {
     pub call: Option<Name>,
     /// A typed task's arguments, by parameter name.
     pub with: Vec<WithArg>,
+    /// Secrets the job may read through `context.secret` (names only).
+    pub secrets: Vec<Name>,
+    /// Key the job's results on a store-keyed hash of each secret's value
+    /// (by default only the names enter the key).
+    pub secrets_in_key: bool,
 }
 
 /// One `with:` entry: a parameter's value as written.
@@ -222,8 +227,21 @@ impl Template {
 
 const TOP_KEYS: &[&str] = &["name", "params", "inputs", "jobs"];
 const JOB_KEYS: &[&str] = &[
-    "uses", "needs", "args", "inputs", "outputs", "stdout", "strategy", "limits", "retry",
-    "hermetic", "cache", "with", "call",
+    "uses",
+    "needs",
+    "args",
+    "inputs",
+    "outputs",
+    "stdout",
+    "strategy",
+    "limits",
+    "retry",
+    "hermetic",
+    "cache",
+    "with",
+    "call",
+    "secrets",
+    "secrets-in-key",
 ];
 const STRATEGY_KEYS: &[&str] = &["matrix"];
 const LIMIT_KEYS: &[&str] = &["memory", "timeout", "fuel", "output", "log"];
@@ -476,6 +494,8 @@ impl Parser {
             cache: None,
             call: None,
             with: Vec::new(),
+            secrets: Vec::new(),
+            secrets_in_key: false,
         };
         if !matches!(node.kind, Kind::Map(_)) {
             self.errors.push(
@@ -539,6 +559,12 @@ impl Parser {
                     }
                 }
                 "call" => job.call = self.scalar(v, "the name of the function to call"),
+                "secrets" => job.secrets = self.scalars(v, "a secret's name"),
+                "secrets-in-key" => {
+                    if let Some(s) = self.scalar(v, "true or false") {
+                        job.secrets_in_key = self.boolean(&s).unwrap_or(false);
+                    }
+                }
                 "with" => {
                     for (wname, wv) in self.map(v, &[], "a mapping of parameter names to values") {
                         let mut templates = Vec::new();

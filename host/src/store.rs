@@ -176,6 +176,31 @@ impl Store {
         Ok(stored)
     }
 
+    /// This store's key for hashing secret values into action keys: random,
+    /// made on first use, readable only by its owner. Hashes keyed by it
+    /// say nothing about a secret outside this store.
+    pub fn secret_key(&self) -> io::Result<[u8; 32]> {
+        let path = self.root.join("secret-key");
+        if let Ok(bytes) = fs::read(&path)
+            && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+        {
+            return Ok(key);
+        }
+        let mut seed = [0u8; 32];
+        File::open("/dev/urandom")?.read_exact(&mut seed)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o600))?;
+        tmp.write_all(&seed)?;
+        // Another process may have made one meanwhile: keep whichever landed first.
+        match tmp.persist_noclobber(&path) {
+            Ok(_) => Ok(seed),
+            Err(_) => fs::read(&path)?
+                .as_slice()
+                .try_into()
+                .map_err(|_| io::Error::other("secret-key is damaged")),
+        }
+    }
+
     /// Saves the host-file digest index if it changed. Losing it only costs
     /// a re-hash, so it is written atomically but not fsynced.
     pub fn save_index(&self) -> io::Result<()> {

@@ -306,3 +306,71 @@ fn a_hermetic_err_is_not_retried_unless_asked() {
     assert_eq!(line["job"], "odd");
     assert_eq!(line["status"], "failed");
 }
+
+#[test]
+fn secrets_reach_only_jobs_that_declare_them_and_are_never_stored() {
+    use crate::util::run_cairn;
+    let p = Project::new();
+    p.workflow(
+        "jobs:
+  ctx:
+    uses: {TYPED_CONTEXT}
+    with: { name: a }
+    secrets: [TOKEN]
+  keyed:
+    uses: {TYPED_CONTEXT}
+    with: { name: b }
+    secrets: [TOKEN]
+    secrets-in-key: true
+  nosy:
+    uses: {TYPED_CONTEXT}
+    with: { name: c }
+",
+    );
+    let missing = p.cairn(&["run", "wf.yaml"]);
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(
+        missing.stderr.contains(
+            "job `ctx` declares secret `TOKEN`, which was not given; pass --secret TOKEN"
+        ),
+        "{missing:?}"
+    );
+
+    let value = "hunter2-secret-value";
+    let run = run_cairn(
+        p.path(),
+        &["run", "wf.yaml", "--secret", "TOKEN"],
+        &[("TOKEN", value)],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(output_bytes(&p, &run, "ctx.out"), "\"token:20\"");
+    assert_eq!(
+        output_bytes(&p, &run, "nosy.out"),
+        "\"token:none\"",
+        "undeclared: not visible"
+    );
+    // The value is nowhere in the store: not in records, cache entries, keys or logs.
+    fn scan(dir: &std::path::Path, needle: &[u8]) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                scan(&path, needle);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "secret found in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    scan(&p.path().join(".cairn"), value.as_bytes());
+    // Keys hold the secret's name; a job that asks also keys on a hash of the value.
+    let other = run_cairn(
+        p.path(),
+        &["run", "wf.yaml", "--secret", "TOKEN"],
+        &[("TOKEN", "another")],
+    );
+    assert_eq!(other.status_of("ctx"), Some("cached"), "{other:?}");
+    assert_eq!(other.status_of("keyed"), Some("done"), "{other:?}");
+}

@@ -158,6 +158,8 @@ pub fn run_library(
             timeout: Duration::from_secs(60),
             ..ExecLimits::default()
         },
+        secrets: Default::default(),
+        secret_key: [0; 32],
     };
     let report = rt.block_on(cairn::workflow::execute(
         &loaded,
