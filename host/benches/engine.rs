@@ -11,6 +11,8 @@
 //! - `noop-1000`: 1,000 independent no-op command jobs, against a one-job
 //!   workflow (the fixed cost of starting cairn), giving the marginal wall
 //!   time per job.
+//! - `stream`: a 1 GiB artifact made by one typed task and streamed through
+//!   another, with the process's peak RSS, against `cp` of the same bytes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,6 +37,109 @@ fn main() {
     if wanted("noop") {
         noop(work.path());
     }
+    if wanted("stream") {
+        stream(work.path());
+    }
+}
+
+/// A 1 GiB artifact written by one typed task and streamed through another,
+/// with the whole process's peak RSS (GNU time), against `cp` of the same bytes.
+fn stream(work: &Path) {
+    let wf = work.join("stream.yaml");
+    let yaml = format!(
+        "jobs:\n  gen:\n    uses: {}\n    with: {{ bytes: 1073741824 }}\n  copy:\n    uses: {}\n    with:\n      input: ${{{{ jobs.gen.outputs.out }}}}\n    limits: {{ memory: 16MiB }}\n",
+        cairn_tests::TYPED_GENERATE,
+        cairn_tests::TYPED_COPY
+    );
+    std::fs::write(&wf, yaml).unwrap();
+    let store = work.join("stream-store");
+    let args = |extra: &str| {
+        let mut a = vec![
+            "-f".to_string(),
+            "%M".to_string(),
+            env!("CARGO_BIN_EXE_cairn").to_string(),
+        ];
+        a.extend(
+            [
+                "run",
+                wf.to_str().unwrap(),
+                "-q",
+                "--store",
+                store.to_str().unwrap(),
+            ]
+            .map(String::from),
+        );
+        if !extra.is_empty() {
+            a.push(extra.to_string());
+        }
+        a
+    };
+    let timed = |a: &[String]| {
+        let start = Instant::now();
+        let out = Command::new("/usr/bin/time")
+            .args(a)
+            .output()
+            .expect("GNU time at /usr/bin/time");
+        let elapsed = start.elapsed();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rss_kib: u64 = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
+        (elapsed, rss_kib)
+    };
+    timed(&args("")); // warm-up: compile the components
+    let mut runs: Vec<(Duration, u64)> = (0..3).map(|_| timed(&args("--no-cache"))).collect();
+    runs.sort();
+    let (t, _) = runs[1];
+    let rss = runs.iter().map(|r| r.1).max().unwrap_or(0);
+    // The same bytes copied by cp on the same disk, as the floor.
+    let blob = std::fs::read_dir(store.join("blobs"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() == 1 << 30))
+        .expect("the 1 GiB blob");
+    let copy = work.join("cp-copy");
+    let cp: Vec<Duration> = (0..3)
+        .map(|_| {
+            let _ = std::fs::remove_file(&copy);
+            let start = Instant::now();
+            assert!(
+                Command::new("cp")
+                    .arg(&blob)
+                    .arg(&copy)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            start.elapsed()
+        })
+        .collect();
+    let mut cp = cp;
+    cp.sort();
+    println!("stream (typed: generate 1 GiB → copy through wasi:io streams, 16 MiB guest memory)");
+    println!(
+        "  2 jobs, --no-cache, median of 3      {:8.1} ms",
+        t.as_secs_f64() * 1e3
+    );
+    println!(
+        "  peak RSS of the cairn process         {:8.1} MiB",
+        rss as f64 / 1024.0
+    );
+    println!(
+        "  cp of the same 1 GiB                  {:8.1} ms",
+        cp[1].as_secs_f64() * 1e3
+    );
+    println!(
+        "  cairn / cp: {:.1}x (both write 1 GiB twice: generate and copy)",
+        t.as_secs_f64() / cp[1].as_secs_f64()
+    );
 }
 
 fn wordcount(work: &Path) {
