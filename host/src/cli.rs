@@ -90,6 +90,24 @@ enum Command {
         #[arg(long, env = "CAIRN_STORE")]
         store: Option<PathBuf>,
     },
+    /// Show what a run would do without running it: the DAG in layers, each
+    /// job's cache key and whether it would hit the cache now.
+    Plan {
+        /// The workflow file (YAML).
+        workflow: PathBuf,
+        /// Override a parameter: --param top=20 (repeatable).
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = key_value)]
+        params: Vec<(String, String)>,
+        /// Use another host file for a workflow input (repeatable).
+        #[arg(long = "input", value_name = "NAME=PATH", value_parser = key_value)]
+        inputs: Vec<(String, String)>,
+        /// The store directory [default: .cairn beside the workflow].
+        #[arg(long, env = "CAIRN_STORE")]
+        store: Option<PathBuf>,
+        /// text, or a graph for other tools: dot (Graphviz) or mermaid.
+        #[arg(long, default_value = "text", value_parser = ["text", "dot", "mermaid"])]
+        format: String,
+    },
     /// Describe a component: digest, size, kind, its export's WIT signature,
     /// and the imports it needs.
     Inspect {
@@ -363,6 +381,13 @@ pub fn main<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> i3
             call,
             store,
         } => inspect(&component, call.as_deref(), &store.dir()),
+        Command::Plan {
+            workflow,
+            params,
+            inputs,
+            store,
+            format,
+        } => return dry_run(&workflow, Overrides { params, inputs }, store, &format),
         Command::Runs {
             workflow,
             status,
@@ -914,6 +939,119 @@ fn inspect(path: &Path, call: Option<&str>, store_dir: &Path) -> Query {
         Err(f) => outln!("imports    unreadable: {}", f.message),
     }
     Ok(code)
+}
+
+fn dry_run(path: &Path, overrides: Overrides, store: Option<PathBuf>, format: &str) -> i32 {
+    use crate::scheduler::Forecast;
+    let result = (|| {
+        let loaded = workflow::load(path, &overrides)?;
+        let store_dir = store.unwrap_or_else(|| workflow::default_store(&loaded));
+        let (store, runtime) = workflow::open(&store_dir)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Host(e.to_string()))?;
+        let prepared =
+            workflow::prepare(&loaded, &store, &runtime, &rt, &mut |n| eprintln!("  {n}"))?;
+        let opts = RunOptions {
+            jobs: 1,
+            keep_going: false,
+            no_cache: false,
+            limits: ExecLimits::default(),
+            secrets: Default::default(),
+            secret_key: store.secret_key().map_err(|e| Error::Host(e.to_string()))?,
+        };
+        let cache = crate::cache::LocalCache::new(store.clone());
+        let f = crate::scheduler::forecast(
+            &loaded.plan,
+            &prepared.calls,
+            &prepared.components,
+            &prepared.inputs,
+            &cache,
+            &opts,
+        );
+        Ok::<_, Error>((loaded, f))
+    })();
+    let (loaded, forecast) = match result {
+        Ok(x) => x,
+        Err(e) => return report_error(&e),
+    };
+    let plan = &loaded.plan;
+    let mut layer = vec![0usize; plan.jobs.len()];
+    for j in &plan.jobs {
+        layer[j.id] = j.deps.iter().map(|&d| layer[d] + 1).max().unwrap_or(0);
+    }
+    let state = |f: &Forecast| match f {
+        Forecast::Hit(_) => "cached",
+        Forecast::Miss(_) => "runs",
+        Forecast::Unknown => "waits",
+    };
+    match format {
+        "dot" => {
+            outln!("digraph {:?} {{", plan.name);
+            outln!("  rankdir=LR;");
+            for j in &plan.jobs {
+                let color = match forecast[j.id] {
+                    Forecast::Hit(_) => "palegreen",
+                    Forecast::Miss(_) => "orange",
+                    Forecast::Unknown => "lightgrey",
+                };
+                let label = format!("{}\n{}", j.name, state(&forecast[j.id]));
+                outln!(
+                    "  j{} [label={label:?}, style=filled, fillcolor={color}];",
+                    j.id
+                );
+                for d in &j.deps {
+                    outln!("  j{d} -> j{};", j.id);
+                }
+            }
+            outln!("}}");
+        }
+        "mermaid" => {
+            outln!("flowchart LR");
+            for j in &plan.jobs {
+                let label =
+                    format!("{} ({})", j.name, state(&forecast[j.id])).replace('"', "#quot;");
+                outln!("  j{}[\"{label}\"]", j.id);
+                for d in &j.deps {
+                    outln!("  j{d} --> j{}", j.id);
+                }
+            }
+        }
+        _ => {
+            let layers = layer.iter().max().map_or(0, |m| m + 1);
+            let hits = forecast
+                .iter()
+                .filter(|f| matches!(f, Forecast::Hit(_)))
+                .count();
+            outln!(
+                "{}: {} jobs in {layers} layers; {hits} would come from the cache",
+                plan.name,
+                plan.jobs.len()
+            );
+            for l in 0..layers {
+                outln!("layer {l}");
+                for j in plan.jobs.iter().filter(|j| layer[j.id] == l) {
+                    match &forecast[j.id] {
+                        Forecast::Hit(k) | Forecast::Miss(k) => {
+                            outln!(
+                                "  {:<7} {:<24} key {}",
+                                state(&forecast[j.id]),
+                                j.name,
+                                &k.to_hex()[..16]
+                            )
+                        }
+                        Forecast::Unknown => outln!(
+                            "  {:<7} {:<24} key not known until its inputs are",
+                            "waits",
+                            j.name
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    EXIT_OK
 }
 
 fn cores() -> usize {

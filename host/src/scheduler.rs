@@ -256,6 +256,62 @@ pub async fn run(
     }
 }
 
+/// What a dry run can say about a job's cache entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forecast {
+    /// Its key is known and its result is cached.
+    Hit(ActionKey),
+    /// Its key is known and it would execute.
+    Miss(ActionKey),
+    /// Its key depends on outputs of a job that would execute (or fail).
+    Unknown,
+}
+
+/// Each job's key and whether it would hit the cache now, without running
+/// anything: jobs downstream of a miss cannot know their inputs yet.
+pub fn forecast(
+    plan: &Plan,
+    calls: &[Call],
+    components: &[ComponentRef],
+    inputs: &HashMap<String, Value>,
+    cache: &dyn ActionCache,
+    opts: &RunOptions,
+) -> Vec<Forecast> {
+    let mut reports: Vec<Option<Arc<JobReport>>> = vec![None; plan.jobs.len()];
+    let mut out = Vec::with_capacity(plan.jobs.len());
+    for job in &plan.jobs {
+        if job.deps.iter().any(|&d| reports[d].is_none()) {
+            out.push(Forecast::Unknown);
+            continue;
+        }
+        let Ok(req) = request(
+            plan,
+            &calls[job.id],
+            components,
+            inputs,
+            &reports,
+            job.id,
+            opts,
+        ) else {
+            out.push(Forecast::Unknown);
+            continue;
+        };
+        match cache.lookup(&req.key).filter(|_| job.cacheable) {
+            Some(m) => {
+                reports[job.id] = Some(Arc::new(JobReport {
+                    status: JobStatus::Cached,
+                    outputs: m.outputs.clone(),
+                    manifest: Some(m),
+                    ..skipped(SkipReason::RunStopped)
+                }));
+                out.push(Forecast::Hit(req.key));
+            }
+            None => out.push(Forecast::Miss(req.key)),
+        }
+    }
+    out
+}
+
 fn skipped(reason: SkipReason) -> JobReport {
     JobReport {
         status: JobStatus::Skipped(reason),

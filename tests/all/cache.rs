@@ -114,3 +114,62 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn plan_forecasts_keys_and_hits_that_the_run_then_uses() {
+    let p = Project::new();
+    p.write("text.txt", "abc");
+    p.workflow(CHAIN);
+    let before = p.cairn(&["plan", "wf.yaml"]);
+    assert_eq!(before.code, 0, "{before:?}");
+    assert!(
+        before
+            .stdout
+            .contains("wf: 3 jobs in 2 layers; 0 would come from the cache"),
+        "{before:?}"
+    );
+    assert!(
+        before.stdout.contains("  waits   copy "),
+        "copy's input is not known yet: {before:?}"
+    );
+    assert_eq!(p.cairn(&["run", "wf.yaml"]).code, 0);
+    p.write("text.txt", "xyz");
+    let after = p.cairn(&["plan", "wf.yaml"]);
+    assert!(
+        after.stdout.contains("1 would come from the cache"),
+        "{after:?}"
+    );
+    let key_of = |job: &str| -> String {
+        let line = after
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(job))
+            .unwrap();
+        line.split_whitespace().last().unwrap().to_string()
+    };
+    assert!(after.stdout.contains("  runs    upper "), "{after:?}");
+    assert!(after.stdout.contains("  cached  other "), "{after:?}");
+    // The keys it shows are the ones the run uses.
+    assert_eq!(p.cairn(&["run", "wf.yaml"]).code, 0);
+    let id = p.cairn(&["runs", "--json"]).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status = p.cairn(&["status", &id, "--json"]).json();
+    let recorded = |job: &str| -> String {
+        let j = status["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == job)
+            .unwrap();
+        j["cache_key"].as_str().unwrap()[..16].to_string()
+    };
+    assert_eq!(key_of("upper"), recorded("upper"));
+    assert_eq!(key_of("other"), recorded("other"));
+    let dot = p.cairn(&["plan", "wf.yaml", "--format", "dot"]);
+    assert!(dot.stdout.starts_with("digraph \"wf\" {"), "{dot:?}");
+    assert!(dot.stdout.contains("j0 -> j1;"), "{dot:?}");
+    let mermaid = p.cairn(&["plan", "wf.yaml", "--format", "mermaid"]);
+    assert!(mermaid.stdout.starts_with("flowchart LR"), "{mermaid:?}");
+}
