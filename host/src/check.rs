@@ -79,6 +79,52 @@ pub fn check(plan: &Plan, kinds: &[TaskKind], source: &Source) -> Result<Vec<Cal
     let mut errors = Vec::new();
     let mut calls = Vec::new();
     for job in &plan.jobs {
+        if let Some(cond) = &job.cond {
+            let kind = |dep: &str,
+                        output: &str,
+                        span: Span|
+             -> Result<crate::cond::Kind, Diagnostic> {
+                let id = job.cond_jobs[dep];
+                let TaskKind::Typed(sig) = &kinds[id] else {
+                    return Err(Diagnostic::at(
+                        span,
+                        format!("job `{dep}` is a command task; its outputs are files"),
+                    )
+                    .expected("an output of a typed task: a number, string, char, enum or bool"));
+                };
+                let outs = sig.outputs();
+                let Some((_, ty)) = outs.iter().find(|(n, _)| n == output) else {
+                    return Err(no_output(
+                        dep,
+                        output,
+                        outs.iter().map(|(n, _)| n.as_str()).collect(),
+                        span,
+                    ));
+                };
+                use crate::cond::Kind as K;
+                match ty {
+                    Type::Bool => Ok(K::Bool),
+                    Type::String | Type::Char | Type::Enum(_) => Ok(K::String),
+                    t if typed::int_range(t).is_some()
+                        || matches!(t, Type::Float32 | Type::Float64) =>
+                    {
+                        Ok(K::Number)
+                    }
+                    t => Err(
+                        Diagnostic::at(span, format!("`{output}` is {}", describe(t)))
+                            .expected("a number, string, char, enum or bool to compare"),
+                    ),
+                }
+            };
+            match cond.check(&kind) {
+                Ok(crate::cond::Kind::Bool) => {}
+                Ok(_) => errors.push(
+                    Diagnostic::at(cond.span(), "this condition is not a boolean")
+                        .expected("a comparison, or && || ! of comparisons"),
+                ),
+                Err(d) => errors.push(d),
+            }
+        }
         let here = job.uses.span;
         match &kinds[job.id] {
             // Fails when it runs, with the loader's classified reason.

@@ -1595,6 +1595,9 @@ impl EventSink for Printer {
                             name(*id)
                         )
                     }
+                    JobStatus::Skipped(SkipReason::Condition) => {
+                        format!("skipped  {} (condition)", name(*id))
+                    }
                 };
                 let important = matches!(status, JobStatus::Failed(_));
                 if important || !self.quiet {

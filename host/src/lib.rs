@@ -26,6 +26,7 @@ pub mod builder;
 pub mod cache;
 pub mod check;
 pub mod cli;
+pub mod cond;
 pub mod diag;
 pub mod digest;
 pub mod exec;

@@ -84,6 +84,11 @@ pub struct PlannedJob {
     pub secrets: Vec<Spanned<String>>,
     /// Key results on a store-keyed hash of each secret's value.
     pub secrets_in_key: bool,
+    /// `if:` with params and matrix values substituted; its output
+    /// references name jobs by key, resolved through `cond_jobs`.
+    pub cond: Option<crate::cond::Expr>,
+    /// The job each output reference in `cond` reads, by job key.
+    pub cond_jobs: BTreeMap<String, JobId>,
 }
 
 /// A typed task's argument after planning.
@@ -147,6 +152,20 @@ pub fn plan(wf: &Workflow, overrides: &Overrides) -> Result<Plan, Diagnostics> {
                 None => errors.push(unknown_job(need, &job_names)),
             }
         }
+        for (dep, _, span) in job.cond.iter().flat_map(|c| c.outputs()) {
+            match by_name.get(dep) {
+                Some(d) => {
+                    graph.add_edge(&d.name.value, &job.name.value, span);
+                }
+                None => errors.push(unknown_job(
+                    &Spanned {
+                        value: dep.to_string(),
+                        span,
+                    },
+                    &job_names,
+                )),
+            }
+        }
         for r in job_refs(job) {
             check_ref(wf, job, r, &params, &by_name, &job_names, &mut errors);
             if let RefKind::Output { job: dep, .. } = &r.kind
@@ -207,7 +226,13 @@ pub fn plan(wf: &Workflow, overrides: &Overrides) -> Result<Plan, Diagnostics> {
                 RefKind::Output { job, .. } => Some(job.value.as_str()),
                 _ => None,
             })
-            .chain(spec.needs.iter().map(|n| n.value.as_str()));
+            .chain(spec.needs.iter().map(|n| n.value.as_str()))
+            .chain(
+                spec.cond
+                    .iter()
+                    .flat_map(|c| c.outputs())
+                    .map(|(j, _, _)| j),
+            );
         if upstream.into_iter().any(|j| broken.contains(j)) {
             broken.insert(name);
             continue;
@@ -513,6 +538,32 @@ impl Ctx<'_> {
             collect_deps(&source, &mut deps);
             inputs.push((name.value.clone(), source));
         }
+        let mut cond = None;
+        let mut cond_jobs = BTreeMap::new();
+        if let Some(e) = &spec.cond {
+            let e = e.substitute(&|n| self.params.get(n).cloned(), &|k| {
+                self.matrix
+                    .iter()
+                    .find(|(m, _)| m == k)
+                    .map(|(_, v)| v.clone())
+            })?;
+            for (job, _, span) in e.outputs() {
+                let Some(ids) = self.instances.get(job) else {
+                    return Err(Diagnostic::at(
+                        span,
+                        format!("no job named `{job}` before this one"),
+                    )
+                    .expected("a job this job can wait for"));
+                };
+                if ids.len() != 1 || self.jobs[ids[0]].name != self.jobs[ids[0]].key {
+                    return Err(Diagnostic::at(span, format!("`{job}` is a matrix job"))
+                        .expected("an output of a job without a matrix (one value to compare)"));
+                }
+                deps.push(ids[0]);
+                cond_jobs.insert(job.to_string(), ids[0]);
+            }
+            cond = Some(e);
+        }
         let mut with = Vec::new();
         for w in &spec.with {
             let arg = match w.source() {
@@ -560,6 +611,8 @@ impl Ctx<'_> {
             with,
             secrets: spec.secrets.clone(),
             secrets_in_key: spec.secrets_in_key,
+            cond,
+            cond_jobs,
         })
     }
 

@@ -512,6 +512,9 @@ impl Records {
                 let why = match reason {
                     SkipReason::Upstream(up) => format!("needs job {up}, which did not succeed"),
                     SkipReason::RunStopped => "the run stopped after a failure".to_string(),
+                    SkipReason::Condition => {
+                        "condition: its `if:`, or that of a job it needs, was false".to_string()
+                    }
                 };
                 ("skipped", None, Some(why), (None, None))
             }

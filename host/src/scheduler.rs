@@ -96,12 +96,17 @@ pub enum SkipReason {
     Upstream(JobId),
     /// Another job failed and `--keep-going` was not given.
     RunStopped,
+    /// Its `if:` condition was false, or that of a job it depends on.
+    Condition,
 }
 
 impl JobStatus {
     /// True for executed and cached jobs.
     pub fn is_success(&self) -> bool {
-        matches!(self, JobStatus::Executed | JobStatus::Cached)
+        matches!(
+            self,
+            JobStatus::Executed | JobStatus::Cached | JobStatus::Skipped(SkipReason::Condition)
+        )
     }
 }
 
@@ -164,6 +169,9 @@ impl RunReport {
     }
 }
 
+/// Reads a blob's bytes, checked against its digest; `None` if absent.
+pub type BlobReader = dyn Fn(&crate::digest::Digest) -> Option<Vec<u8>> + Send + Sync;
+
 /// The scheduler's collaborators.
 #[derive(Clone)]
 pub struct Services {
@@ -171,6 +179,8 @@ pub struct Services {
     pub executor: Arc<dyn Executor>,
     /// Remembers results.
     pub cache: Arc<dyn ActionCache>,
+    /// Reads a blob (a typed output a condition compares), checked.
+    pub blobs: Arc<BlobReader>,
     /// Hears about progress.
     pub events: Arc<dyn EventSink>,
 }
@@ -201,6 +211,26 @@ pub async fn run(
             if stopping {
                 dag.finish(id, skipped(SkipReason::RunStopped));
                 continue;
+            }
+            match condition(&plan, id, &dag.reports, &services) {
+                Ok(true) => {}
+                Ok(false) => {
+                    dag.finish(id, skipped(SkipReason::Condition));
+                    ready.extend(dag.release(id));
+                    continue;
+                }
+                Err(failure) => {
+                    dag.finish(
+                        id,
+                        JobReport {
+                            status: JobStatus::Failed(failure),
+                            ..skipped(SkipReason::RunStopped)
+                        },
+                    );
+                    ready.extend(dag.release(id));
+                    stopping |= !opts.keep_going;
+                    continue;
+                }
             }
             services.events.event(&plan, &Event::Queued(id));
             match request(
@@ -312,6 +342,32 @@ pub fn forecast(
     out
 }
 
+/// Whether a ready job's `if:` holds, reading the typed outputs it compares.
+fn condition(
+    plan: &Plan,
+    id: JobId,
+    reports: &[Option<Arc<JobReport>>],
+    services: &Services,
+) -> Result<bool, Failure> {
+    let job = &plan.jobs[id];
+    let Some(cond) = &job.cond else {
+        return Ok(true);
+    };
+    let value = |dep: &str, output: &str| -> Result<serde_json::Value, String> {
+        let report = reports[job.cond_jobs[dep]]
+            .as_ref()
+            .ok_or("its job has not finished")?;
+        let Some(Value::Blob { digest, .. }) = report.outputs.get(output) else {
+            return Err(format!("jobs.{dep}.outputs.{output} is not a single value"));
+        };
+        let bytes = (services.blobs)(digest)
+            .ok_or_else(|| format!("jobs.{dep}.outputs.{output} is not in the store"))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("jobs.{dep}.outputs.{output}: {e}"))
+    };
+    cond.eval(&value)
+        .map_err(|e| Failure::new(FailureKind::Input, format!("its condition: {e}")))
+}
+
 fn skipped(reason: SkipReason) -> JobReport {
     JobReport {
         status: JobStatus::Skipped(reason),
@@ -365,15 +421,18 @@ impl Progress {
     /// Updates the dependents of a finished job and returns those that
     /// became ready. A failure skips everything downstream, transitively.
     fn release(&mut self, id: JobId) -> Vec<JobId> {
-        let ok = self.reports[id]
-            .as_ref()
-            .is_some_and(|r| r.status.is_success());
+        let status = self.reports[id].as_ref().map(|r| r.status.clone());
+        let ok = status.as_ref().is_some_and(|s| s.is_success());
+        let skipped_by_condition = status == Some(JobStatus::Skipped(SkipReason::Condition));
         let mut ready = Vec::new();
         for d in self.dependents[id].clone() {
             if self.reports[d].is_some() {
                 continue;
             }
-            if ok {
+            if skipped_by_condition {
+                self.finish(d, skipped(SkipReason::Condition));
+                ready.extend(self.release(d));
+            } else if ok {
                 self.waiting[d] -= 1;
                 if self.waiting[d] == 0 {
                     ready.push(d);

@@ -87,6 +87,8 @@ pub struct JobSpec {
     /// Key the job's results on a store-keyed hash of each secret's value
     /// (by default only the names enter the key).
     pub secrets_in_key: bool,
+    /// `if:`: run the job only when this holds.
+    pub cond: Option<crate::cond::Expr>,
 }
 
 /// One `with:` entry: a parameter's value as written.
@@ -242,6 +244,7 @@ const JOB_KEYS: &[&str] = &[
     "call",
     "secrets",
     "secrets-in-key",
+    "if",
 ];
 const STRATEGY_KEYS: &[&str] = &["matrix"];
 const LIMIT_KEYS: &[&str] = &["memory", "timeout", "fuel", "output", "log"];
@@ -496,6 +499,7 @@ impl Parser {
             with: Vec::new(),
             secrets: Vec::new(),
             secrets_in_key: false,
+            cond: None,
         };
         if !matches!(node.kind, Kind::Map(_)) {
             self.errors.push(
@@ -560,6 +564,22 @@ impl Parser {
                 }
                 "call" => job.call = self.scalar(v, "the name of the function to call"),
                 "secrets" => job.secrets = self.scalars(v, "a secret's name"),
+                "if" => {
+                    if let Some(s) =
+                        self.scalar(v, "a condition such as ${{ params.mode == 'full' }}")
+                    {
+                        let quoted = matches!(v.kind, Kind::Scalar { plain: false, .. });
+                        let span = if quoted {
+                            s.span.slice(1, s.span.len.saturating_sub(2))
+                        } else {
+                            s.span
+                        };
+                        match crate::cond::parse(&s.value, span) {
+                            Ok(e) => job.cond = Some(e),
+                            Err(d) => self.errors.push(d),
+                        }
+                    }
+                }
                 "secrets-in-key" => {
                     if let Some(s) = self.scalar(v, "true or false") {
                         job.secrets_in_key = self.boolean(&s).unwrap_or(false);

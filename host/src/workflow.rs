@@ -332,9 +332,11 @@ pub async fn execute(
     events: Arc<dyn EventSink>,
     opts: &RunOptions,
 ) -> RunReport {
+    let blobs = store.clone();
     let services = Services {
         executor: Arc::new(WasmExecutor::new(runtime, store.clone())),
         cache: Arc::new(LocalCache::new(store)),
+        blobs: Arc::new(move |d| blobs.read(d).ok()),
         events,
     };
     scheduler::run(

@@ -374,3 +374,83 @@ fn secrets_reach_only_jobs_that_declare_them_and_are_never_stored() {
     assert_eq!(other.status_of("ctx"), Some("cached"), "{other:?}");
     assert_eq!(other.status_of("keyed"), Some("done"), "{other:?}");
 }
+
+const CONDITIONAL: &str = "params:
+  mode: full
+jobs:
+  half:
+    uses: {TYPED_FAILS}
+    with: { n: 8 }
+  big:
+    uses: {ECHO_ARGS}
+    if: ${{ params.mode == 'full' && jobs.half.outputs.out > 3 }}
+    args: [ran]
+    stdout: out
+  after:
+    uses: {NOOP}
+    needs: big
+";
+
+#[test]
+fn a_condition_true_in_one_run_and_false_in_the_next() {
+    let p = Project::new();
+    p.workflow(CONDITIONAL);
+    let first = p.cairn(&["run", "wf.yaml"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(first.status_of("big"), Some("done"), "{first:?}");
+    assert_eq!(first.status_of("after"), Some("done"), "{first:?}");
+    let second = p.cairn(&["run", "wf.yaml", "--param", "mode=quick"]);
+    assert_eq!(
+        second.code, 0,
+        "a false condition is not a failure: {second:?}"
+    );
+    assert!(
+        second.stderr.contains("skipped  big (condition)"),
+        "{second:?}"
+    );
+    assert!(
+        second.stderr.contains("skipped  after (condition)"),
+        "dependents too: {second:?}"
+    );
+    assert_eq!(second.status_of("half"), Some("cached"));
+    let id = p.cairn(&["runs", "--json"]).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status = p.cairn(&["status", &id, "--json"]).json();
+    let big = status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "big")
+        .unwrap()
+        .clone();
+    assert_eq!(big["status"], "skipped");
+    assert!(
+        big["failure"].as_str().unwrap().starts_with("condition"),
+        "{big}"
+    );
+}
+
+#[test]
+fn conditions_are_type_checked_before_running() {
+    let e = check_errors(
+        &CONDITIONAL.replace("jobs.half.outputs.out > 3", "jobs.half.outputs.out == 'x'"),
+    );
+    has(
+        &e,
+        &[
+            "error: comparing a number with a string",
+            "expected a number like the left side",
+        ],
+    );
+    let e = check_errors(
+        &CONDITIONAL.replace("needs: big", "if: ${{ jobs.big.outputs.out == 'ran' }}"),
+    );
+    has(
+        &e,
+        &["error: job `big` is a command task; its outputs are files"],
+    );
+    let e = check_errors(&CONDITIONAL.replace("params.mode == 'full'", "params.mdoe == 'full'"));
+    has(&e, &["error: no parameter named `mdoe`"]);
+}
