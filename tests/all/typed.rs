@@ -221,6 +221,37 @@ fn artifacts_of_0_1_and_64_mib_bytes_stream_through() {
 }
 
 #[test]
+fn the_host_streams_artifacts_in_bounded_memory() {
+    // 64 MiB written through one task's output stream and read through the
+    // next one's input stream: the cairn process never holds it whole.
+    let p = Project::new();
+    let size = 64u64 << 20;
+    p.workflow(&format!(
+        "jobs:\n  gen:\n    uses: {{TYPED_GENERATE}}\n    with:\n      bytes: {size}\n  copy:\n    uses: {{TYPED_COPY}}\n    with:\n      input: ${{{{ jobs.gen.outputs.out }}}}\n"
+    ));
+    let out = std::process::Command::new("/usr/bin/time")
+        .args([
+            "-f",
+            "%M",
+            env!("CARGO_BIN_EXE_cairn"),
+            "run",
+            "wf.yaml",
+            "-q",
+        ])
+        .current_dir(p.path())
+        .output()
+        .expect("GNU time (Debian package `time`)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let peak_kib: u64 = stderr.lines().last().unwrap().trim().parse().unwrap();
+    eprintln!("peak RSS streaming 64 MiB twice: {} MiB", peak_kib / 1024);
+    assert!(
+        peak_kib < 48 << 10,
+        "peak RSS {peak_kib} KiB: an artifact was held in memory"
+    );
+}
+
+#[test]
 fn logs_and_metrics_from_the_context_are_recorded() {
     let p = Project::new();
     p.workflow("jobs:\n  ctx:\n    uses: {TYPED_CONTEXT}\n    with:\n      name: cairn\n");
