@@ -1606,6 +1606,31 @@ impl EventSink for Printer {
                 if let JobStatus::Failed(f) = status {
                     self.print_log_tail(f);
                 }
+                // What a typed task reported through its context (all its
+                // log lines are in `cairn logs`).
+                if let Some(m) = report.manifest.as_ref().filter(|_| !self.quiet) {
+                    let metrics: Vec<String> = m
+                        .reported
+                        .metrics
+                        .iter()
+                        .map(|(n, step, v)| match step {
+                            Some(s) => format!("{n}[{s}]={v}"),
+                            None => format!("{n}={v}"),
+                        })
+                        .collect();
+                    if !metrics.is_empty() {
+                        self.line(&format!("         metrics {}", metrics.join(" ")));
+                    }
+                    let labels: Vec<String> = m
+                        .reported
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    if !labels.is_empty() {
+                        self.line(&format!("         labels  {}", labels.join(" ")));
+                    }
+                }
             }
         }
     }

@@ -258,6 +258,12 @@ fn logs_and_metrics_from_the_context_are_recorded() {
     let run = p.cairn(&["run", "wf.yaml"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(output_bytes(&p, &run, "ctx.out"), "\"token:none\"");
+    // `cairn run` shows what the task reported.
+    assert!(
+        run.stderr.contains("metrics loss[1]=0.5 loss[2]=0.25"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("labels  owner=cairn"), "{run:?}");
     let id = p.cairn(&["runs", "--json"]).json()[0]["id"]
         .as_str()
         .unwrap()
