@@ -78,32 +78,14 @@ enum Command {
     /// Type-check a workflow against its components without running it:
     /// every argument, reference and output, at file:line:col.
     Check {
-        /// The workflow file (YAML).
-        workflow: PathBuf,
-        /// Override a parameter: --param top=20 (repeatable).
-        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = key_value)]
-        params: Vec<(String, String)>,
-        /// Use another host file for a workflow input (repeatable).
-        #[arg(long = "input", value_name = "NAME=PATH", value_parser = key_value)]
-        inputs: Vec<(String, String)>,
-        /// The store directory [default: .cairn beside the workflow].
-        #[arg(long, env = "CAIRN_STORE")]
-        store: Option<PathBuf>,
+        #[command(flatten)]
+        wf: WorkflowArgs,
     },
     /// Show what a run would do without running it: the DAG in layers, each
     /// job's cache key and whether it would hit the cache now.
     Plan {
-        /// The workflow file (YAML).
-        workflow: PathBuf,
-        /// Override a parameter: --param top=20 (repeatable).
-        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = key_value)]
-        params: Vec<(String, String)>,
-        /// Use another host file for a workflow input (repeatable).
-        #[arg(long = "input", value_name = "NAME=PATH", value_parser = key_value)]
-        inputs: Vec<(String, String)>,
-        /// The store directory [default: .cairn beside the workflow].
-        #[arg(long, env = "CAIRN_STORE")]
-        store: Option<PathBuf>,
+        #[command(flatten)]
+        wf: WorkflowArgs,
         /// text, or a graph for other tools: dot (Graphviz) or mermaid.
         #[arg(long, default_value = "text", value_parser = ["text", "dot", "mermaid"])]
         format: String,
@@ -263,8 +245,10 @@ enum StoreCommand {
     },
 }
 
+/// A workflow and what the command line changes about it: shared by `run`,
+/// `check` and `plan`.
 #[derive(Debug, Clone, clap::Args)]
-struct RunArgs {
+struct WorkflowArgs {
     /// The workflow file (YAML).
     workflow: PathBuf,
     /// Override a parameter: --param top=20 (repeatable).
@@ -273,6 +257,30 @@ struct RunArgs {
     /// Use another host file for a workflow input: --input corpus=big.txt (repeatable).
     #[arg(long = "input", value_name = "NAME=PATH", value_parser = key_value)]
     inputs: Vec<(String, String)>,
+    /// The store directory [default: .cairn beside the workflow].
+    #[arg(long, env = "CAIRN_STORE")]
+    store: Option<PathBuf>,
+}
+
+impl WorkflowArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            params: self.params.clone(),
+            inputs: self.inputs.clone(),
+        }
+    }
+
+    fn store_dir(&self, loaded: &workflow::Loaded) -> PathBuf {
+        self.store
+            .clone()
+            .unwrap_or_else(|| workflow::default_store(loaded))
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    wf: WorkflowArgs,
     /// Jobs executing at once [default: number of cores].
     #[arg(short, long)]
     jobs: Option<usize>,
@@ -282,9 +290,6 @@ struct RunArgs {
     /// Execute every job even if its result is cached (results are still stored).
     #[arg(long)]
     no_cache: bool,
-    /// The store directory [default: .cairn beside the workflow].
-    #[arg(long, env = "CAIRN_STORE")]
-    store: Option<PathBuf>,
     /// Default linear-memory limit per job (a job's `limits.memory` wins).
     #[arg(long, default_value = "2GiB", value_parser = size)]
     memory: u64,
@@ -368,26 +373,13 @@ pub fn main<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> i3
     };
     let result = match cli.command {
         Command::Run(args) => return run(args),
-        Command::Check {
-            workflow,
-            params,
-            inputs,
-            store,
-        } => {
-            return check(&workflow, Overrides { params, inputs }, store);
-        }
+        Command::Check { wf } => return check(&wf),
         Command::Inspect {
             component,
             call,
             store,
         } => inspect(&component, call.as_deref(), &store.dir()),
-        Command::Plan {
-            workflow,
-            params,
-            inputs,
-            store,
-            format,
-        } => return dry_run(&workflow, Overrides { params, inputs }, store, &format),
+        Command::Plan { wf, format } => return dry_run(&wf, &format),
         Command::Runs {
             workflow,
             status,
@@ -843,20 +835,26 @@ fn why(store_dir: &Path, run: &str, job: &str, json: bool) -> Query {
     Ok(EXIT_OK)
 }
 
-fn check(path: &Path, overrides: Overrides, store: Option<PathBuf>) -> i32 {
-    let result = (|| {
-        let loaded = workflow::load(path, &overrides)?;
-        let store_dir = store.unwrap_or_else(|| workflow::default_store(&loaded));
-        let (store, runtime) = workflow::open(&store_dir)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Host(e.to_string()))?;
-        let prepared =
-            workflow::prepare(&loaded, &store, &runtime, &rt, &mut |n| eprintln!("  {n}"))?;
+/// Loads, builds, stores and type-checks a workflow without running it:
+/// what `check` and `plan` start from.
+fn prepare_only(
+    wf: &WorkflowArgs,
+) -> Result<(workflow::Loaded, Arc<Store>, workflow::Prepared), Error> {
+    let loaded = workflow::load(&wf.workflow, &wf.overrides())?;
+    let (store, runtime) = workflow::open(&wf.store_dir(&loaded))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Host(e.to_string()))?;
+    let prepared = workflow::prepare(&loaded, &store, &runtime, &rt, &mut |n| eprintln!("  {n}"))?;
+    Ok((loaded, store, prepared))
+}
+
+fn check(wf: &WorkflowArgs) -> i32 {
+    let result = prepare_only(wf).and_then(|(loaded, _, prepared)| {
         workflow::unusable(&loaded, &prepared)?;
-        Ok::<_, Error>((loaded, prepared))
-    })();
+        Ok((loaded, prepared))
+    });
     match result {
         Ok((loaded, prepared)) => {
             let typed = prepared
@@ -941,18 +939,9 @@ fn inspect(path: &Path, call: Option<&str>, store_dir: &Path) -> Query {
     Ok(code)
 }
 
-fn dry_run(path: &Path, overrides: Overrides, store: Option<PathBuf>, format: &str) -> i32 {
+fn dry_run(wf: &WorkflowArgs, format: &str) -> i32 {
     use crate::scheduler::Forecast;
-    let result = (|| {
-        let loaded = workflow::load(path, &overrides)?;
-        let store_dir = store.unwrap_or_else(|| workflow::default_store(&loaded));
-        let (store, runtime) = workflow::open(&store_dir)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Host(e.to_string()))?;
-        let prepared =
-            workflow::prepare(&loaded, &store, &runtime, &rt, &mut |n| eprintln!("  {n}"))?;
+    let result = prepare_only(wf).and_then(|(loaded, store, prepared)| {
         let opts = RunOptions {
             jobs: 1,
             keep_going: false,
@@ -970,8 +959,8 @@ fn dry_run(path: &Path, overrides: Overrides, store: Option<PathBuf>, format: &s
             &cache,
             &opts,
         );
-        Ok::<_, Error>((loaded, f))
-    })();
+        Ok((loaded, f))
+    });
     let (loaded, forecast) = match result {
         Ok(x) => x,
         Err(e) => return report_error(&e),
@@ -1161,23 +1150,17 @@ fn store_gc(store_dir: &Path, last: Option<usize>, since: Option<Duration>) -> Q
 }
 
 fn run(args: RunArgs) -> i32 {
-    let overrides = Overrides {
-        params: args.params.clone(),
-        inputs: args.inputs.clone(),
-    };
+    let overrides = args.wf.overrides();
     // Planning errors are reported here, before anything is recorded, even
     // for --detach: they are the caller's to fix.
-    let loaded = match workflow::load(&args.workflow, &overrides) {
+    let loaded = match workflow::load(&args.wf.workflow, &overrides) {
         Ok(l) => l,
         Err(e) => return report_error(&e),
     };
     if args.detach {
         return detach();
     }
-    let store_dir = args
-        .store
-        .clone()
-        .unwrap_or_else(|| workflow::default_store(&loaded));
+    let store_dir = args.wf.store_dir(&loaded);
     let jobs = args.jobs.unwrap_or_else(cores).max(1);
     let secrets = match read_secrets(&args, &loaded.plan) {
         Ok(s) => s,

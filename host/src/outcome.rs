@@ -61,11 +61,6 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    /// Whether the task is to blame (as opposed to the host).
-    pub fn is_task_fault(self) -> bool {
-        self != FailureKind::Host
-    }
-
     /// Whether running the job again would fail the same way: hitting a
     /// limit again with the same limit, or a component that cannot load.
     /// Such failures are retried only when a job asks (`retry.always`).
