@@ -1507,10 +1507,14 @@ impl EventSink for Printer {
             match event {
                 Event::Queued(_) => st.queued += 1,
                 Event::Retrying { .. } => {}
-                Event::Running(id, _) => {
-                    st.queued = st.queued.saturating_sub(1);
-                    st.running.push((*id, Instant::now()));
-                }
+                Event::Running(id, _) => match st.running.iter_mut().find(|(r, _)| r == id) {
+                    // A retry: the job is already shown; restart its clock.
+                    Some(entry) => entry.1 = Instant::now(),
+                    None => {
+                        st.queued = st.queued.saturating_sub(1);
+                        st.running.push((*id, Instant::now()));
+                    }
+                },
                 Event::Done(id, report) => {
                     let status = &report.status;
                     if st.running.iter().any(|(r, _)| r == id) {
@@ -1526,16 +1530,6 @@ impl EventSink for Printer {
         match event {
             Event::Queued(_) => {}
             Event::Running(id, attempt) => {
-                if let Some(entry) = self
-                    .state
-                    .lock()
-                    .unwrap()
-                    .running
-                    .iter_mut()
-                    .find(|(r, _)| r == id)
-                {
-                    entry.1 = Instant::now();
-                }
                 if !self.live && !self.quiet {
                     match attempt {
                         1 => self.line(&format!("running  {}", name(*id))),

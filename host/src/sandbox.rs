@@ -28,7 +28,7 @@ pub struct JobDir {
     redact: Vec<String>,
     log: Option<Arc<Budget>>,
     stdout_budget: Option<Arc<Budget>>,
-    log_stream: Option<Option<CappedStream>>,
+    log_stream: Option<CappedStream>,
 }
 
 /// How a job's sandbox behaves beyond its files.
@@ -135,10 +135,10 @@ impl JobDir {
                     seed[..16].try_into().expect("16 bytes"),
                 ));
         }
-        self.log_stream = Some(self.log.clone().map(|budget| CappedStream {
+        self.log_stream = self.log.clone().map(|budget| CappedStream {
             file: stderr_file.clone(),
             budget,
-        }));
+        });
         if settings.preopens {
             // Absolute guest paths: some toolchains (Go) resolve absolute paths
             // against preopens but not relative ones against `.`.
@@ -160,7 +160,6 @@ impl JobDir {
     pub fn task_log(&self) -> Option<Box<dyn OutputStream>> {
         self.log_stream
             .clone()
-            .flatten()
             .map(|s| Box::new(s) as Box<dyn OutputStream>)
     }
 
