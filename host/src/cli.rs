@@ -93,11 +93,25 @@ enum Command {
     /// Describe a component: digest, size, kind, its export's WIT signature,
     /// and the imports it needs.
     Inspect {
-        /// The component (.wasm).
+        /// The component (.wasm): a component, a wasip1 core module (adapted
+        /// first) or a task source directory (built first).
         component: PathBuf,
         /// The export to describe, when there are several.
         #[arg(long)]
         call: Option<String>,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Build a task source directory (Rust, Python, JavaScript, C, Zig, Go)
+    /// into a component in the store, as `uses:` a directory does, and print
+    /// where it is and its digest. Cached: an unchanged directory is not
+    /// rebuilt.
+    Build {
+        /// The task directory.
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         store: StoreArg,
     },
@@ -379,6 +393,7 @@ pub fn main<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> i3
             call,
             store,
         } => inspect(&component, call.as_deref(), &store.dir()),
+        Command::Build { dir, json, store } => build(&dir, json, &store.dir()),
         Command::Plan { wf, format } => return dry_run(&wf, &format),
         Command::Runs {
             workflow,
@@ -458,6 +473,8 @@ enum QueryError {
     Usage(String),
     #[error("{0}")]
     Host(String),
+    #[error(transparent)]
+    Workflow(#[from] Error),
 }
 
 impl QueryError {
@@ -476,7 +493,8 @@ impl QueryError {
                 QueryError::Records(RecordError::Io(std::io::Error::other(e.to_string())))
                     .exit_code()
             }
-            QueryError::Records(_) | QueryError::Host(_) => EXIT_HOST,
+            QueryError::Workflow(e) if e.is_user_error() => EXIT_USAGE,
+            QueryError::Records(_) | QueryError::Host(_) | QueryError::Workflow(_) => EXIT_HOST,
         }
     }
 }
@@ -876,17 +894,18 @@ fn check(wf: &WorkflowArgs) -> i32 {
 
 fn inspect(path: &Path, call: Option<&str>, store_dir: &Path) -> Query {
     use crate::typed::TaskKind;
-    let bytes = std::fs::read(path)
-        .map_err(|e| QueryError::Usage(format!("reading {}: {e}", path.display())))?;
+    if !path.exists() {
+        return Err(QueryError::Usage(format!(
+            "{}: no such file",
+            path.display()
+        )));
+    }
     let (store, runtime) =
         workflow::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?;
-    let stored = store
-        .put_host_file(path)
-        .map_err(|e| QueryError::Host(e.to_string()))?;
-    let component = crate::runtime::ComponentRef {
-        path: store.blob_path(&stored.digest),
-        digest: stored.digest,
-    };
+    let component = workflow::store_component(path, &store, &mut |note| eprintln!("{note}"))?;
+    let size = std::fs::metadata(&component.path)
+        .map_err(|e| QueryError::Host(e.to_string()))?
+        .len();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -894,8 +913,8 @@ fn inspect(path: &Path, call: Option<&str>, store_dir: &Path) -> Query {
     let kind = rt.block_on(runtime.inspect(&component, call));
     let imports = rt.block_on(runtime.imports(&component));
     outln!("component  {}", path.display());
-    outln!("digest     {}", stored.digest);
-    outln!("size       {} bytes", bytes.len());
+    outln!("digest     {}", component.digest);
+    outln!("size       {size} bytes");
     let code = match kind {
         Ok(TaskKind::Command) => {
             outln!("kind       command (wasi:cli/run): argv in, files in /in and /out");
@@ -937,6 +956,44 @@ fn inspect(path: &Path, call: Option<&str>, store_dir: &Path) -> Query {
         Err(f) => outln!("imports    unreadable: {}", f.message),
     }
     Ok(code)
+}
+
+/// `cairn build DIR`.
+fn build(dir: &Path, json: bool, store_dir: &Path) -> Query {
+    if !dir.is_dir() {
+        return Err(QueryError::Usage(format!(
+            "{}: not a directory (cairn build takes a task source directory)",
+            dir.display()
+        )));
+    }
+    let store = Store::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?;
+    let started = std::time::Instant::now();
+    let built = crate::builder::build_dir(dir, &store).map_err(Error::from)?;
+    let path = store.blob_path(&built.stored.digest);
+    if json {
+        let v = serde_json::json!({
+            "dir": dir,
+            "language": built.language.to_string(),
+            "component": path,
+            "digest": built.stored.digest.to_string(),
+            "size": built.stored.size,
+            "fresh": built.fresh,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        outln!("{v}");
+    } else {
+        outln!(
+            "{} {} ({}) in {:.2?}",
+            if built.fresh { "built" } else { "up to date" },
+            dir.display(),
+            built.language,
+            started.elapsed()
+        );
+        outln!("component  {}", path.display());
+        outln!("digest     {}", built.stored.digest);
+        outln!("size       {} bytes", built.stored.size);
+    }
+    Ok(EXIT_OK)
 }
 
 fn dry_run(wf: &WorkflowArgs, format: &str) -> i32 {

@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod adapt;
 pub mod builder;
 pub mod cache;
 pub mod check;

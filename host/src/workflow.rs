@@ -39,6 +39,14 @@ pub enum Error {
     /// A source directory named by `uses:` did not build.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A core module named by `uses:` could not be adapted into a component.
+    #[error("{path}: {source}")]
+    Adapt {
+        /// The module.
+        path: PathBuf,
+        /// Why.
+        source: crate::adapt::AdaptError,
+    },
     /// A workflow input could not be read into the store.
     #[error("input `{name}` ({path}): {source}")]
     Input {
@@ -199,28 +207,7 @@ pub fn prepare(
             components.push(c.clone());
             continue;
         }
-        let c = if path.is_dir() {
-            let built = builder::build_dir(path, store).inspect(|b| {
-                if b.fresh {
-                    note(&format!("built {}", path.display()));
-                }
-            })?;
-            ComponentRef {
-                path: store.blob_path(&built.stored.digest),
-                digest: built.stored.digest,
-            }
-        } else {
-            // Into the store, so a recorded run can be re-executed (`cairn
-            // verify`) even after the file changes; unchanged files are
-            // neither copied nor hashed again.
-            let stored = store
-                .put_host_file(path)
-                .map_err(|e| Error::Host(format!("storing {}: {e}", path.display())))?;
-            ComponentRef {
-                path: store.blob_path(&stored.digest),
-                digest: stored.digest,
-            }
-        };
+        let c = store_component(path, store, note)?;
         resolved.insert(path, c.clone());
         components.push(c);
     }
@@ -248,6 +235,44 @@ pub fn prepare(
         inputs,
         calls,
         kinds,
+    })
+}
+
+/// The component `path` names, in the store: a source directory built (see
+/// [`builder`]), a core module adapted (see [`crate::adapt`]), a component
+/// file as it is. Builds report through `note`.
+pub fn store_component(
+    path: &Path,
+    store: &Store,
+    note: &mut dyn FnMut(&str),
+) -> Result<ComponentRef, Error> {
+    let stored = if path.is_dir() {
+        let built = builder::build_dir(path, store)?;
+        if built.fresh {
+            note(&format!("built {} ({})", path.display(), built.language));
+        }
+        built.stored
+    } else {
+        // Into the store, so a recorded run can be re-executed (`cairn
+        // verify`) even after the file changes; unchanged files are
+        // neither copied nor hashed again.
+        let stored = store
+            .put_host_file(path)
+            .map_err(|e| Error::Host(format!("storing {}: {e}", path.display())))?;
+        let header = crate::adapt::header(&store.blob_path(&stored.digest))
+            .map_err(|e| Error::Host(format!("reading {}: {e}", path.display())))?;
+        if crate::adapt::classify(&header) == crate::adapt::Binary::Module {
+            crate::adapt::adapt_stored(store, &stored.digest).map_err(|source| Error::Adapt {
+                path: path.to_path_buf(),
+                source,
+            })?
+        } else {
+            stored
+        }
+    };
+    Ok(ComponentRef {
+        path: store.blob_path(&stored.digest),
+        digest: stored.digest,
     })
 }
 

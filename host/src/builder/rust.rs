@@ -1,107 +1,27 @@
-//! Building components from source directories named by `uses:`. A build is
-//! cached by a digest of the directory's files and the toolchain's version,
-//! so an unchanged task is never rebuilt (nor is cargo even started).
-//!
-//! Rust is supported here (`Cargo.toml` → `cargo build --release --target
-//! wasm32-wasip2`: a binary for a command task, a cdylib for a typed task);
-//! other languages plug in beside it.
+//! Rust tasks: `cargo build --release --target wasm32-wasip2` (a binary for
+//! a command task, a cdylib for a typed task). The build's inputs come from
+//! cargo's own dep-info, so path dependencies and files macros read count.
 
-use crate::digest::Digest;
+use super::{BuildError, current, io_err, save, store_product};
 use crate::store::{Store, Stored};
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The Rust target every guest is built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
 
-/// Why a source directory could not become a component.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The directory holds no project cairn knows how to build.
-    #[error("{dir}: no Cargo.toml; cairn builds Rust task directories (a package with one binary)")]
-    Unrecognised {
-        /// The directory.
-        dir: PathBuf,
-    },
-    /// A tool was missing; the message says how to install it.
-    #[error("{tool} was not found: {fix}")]
-    MissingTool {
-        /// The tool.
-        tool: String,
-        /// How to install it.
-        fix: String,
-    },
-    /// The build ran and failed; `output` is the tool's own error output.
-    #[error("building {dir} failed:\n{output}")]
-    Failed {
-        /// The directory.
-        dir: PathBuf,
-        /// What the tool printed.
-        output: String,
-    },
-    /// Reading sources or storing the result failed.
-    #[error("building {dir}: {source}")]
-    Io {
-        /// The directory.
-        dir: PathBuf,
-        /// The error.
-        source: io::Error,
-    },
-}
-
-/// A built component, stored in the CAS.
-#[derive(Debug, Clone)]
-pub struct Built {
-    /// The component's blob.
-    pub stored: Stored,
-    /// Whether this call ran the build (false: the cache had it).
-    pub fresh: bool,
-}
-
-/// Builds the task in `dir` (or finds it built), leaving the component in
-/// the store. Build products go to `<store>/build/`.
-pub fn build_dir(dir: &Path, store: &Store) -> Result<Built, BuildError> {
-    let io_err = |source| BuildError::Io {
-        dir: dir.to_path_buf(),
-        source,
-    };
-    if !dir.join("Cargo.toml").is_file() {
-        return Err(BuildError::Unrecognised {
-            dir: dir.to_path_buf(),
-        });
-    }
-    // The tools run inside the directory, so give them an absolute path.
-    let dir = &fs::canonicalize(dir).map_err(io_err)?;
+/// Builds the Rust task in `dir` (absolute), or finds it built.
+pub(super) fn build(dir: &Path, store: &Store) -> Result<(Stored, bool), BuildError> {
     let toolchain = rustc_version(dir, store)?;
     let key =
         blake3::hash(format!("cairn rust build v2\0{}\0{toolchain}", dir.display()).as_bytes());
-    let record_path = store
-        .root()
-        .join("build")
-        .join("index")
-        .join(key.to_hex().as_str());
-    let previous: Option<BuildRecord> = fs::read(&record_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    if let Some(rec) = &previous
-        && rec.is_current()
-        && let Ok(meta) = fs::metadata(store.blob_path(&rec.component))
-    {
-        return Ok(Built {
-            stored: Stored {
-                digest: rec.component,
-                size: meta.len(),
-            },
-            fresh: false,
-        });
+    if let Some(stored) = current(store, &key, None) {
+        return Ok((stored, false));
     }
     ensure_target(dir)?;
     let (wasm, deps) = cargo_build(dir, &store.root().join("build").join("cargo"))?;
-    let stored = store
-        .put_bytes(&fs::read(&wasm).map_err(io_err)?)
-        .map_err(io_err)?;
+    let stored = store_product(dir, &wasm, store)?;
     // What cargo read to build it (its dep-info: the package's sources and
     // its path dependencies', including files macros read), plus the
     // manifest and lock file, which dep-info leaves out.
@@ -114,79 +34,8 @@ pub fn build_dir(dir: &Path, store: &Store) -> Result<Built, BuildError> {
     );
     inputs.sort();
     inputs.dedup();
-    let record = BuildRecord::new(inputs, stored.digest).map_err(io_err)?;
-    fs::create_dir_all(record_path.parent().expect("has a parent")).map_err(io_err)?;
-    // Atomically: another process may be reading the index right now.
-    let mut tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp")).map_err(io_err)?;
-    std::io::Write::write_all(
-        &mut tmp,
-        &serde_json::to_vec(&record).expect("serialisable"),
-    )
-    .map_err(io_err)?;
-    tmp.persist(&record_path).map_err(|e| io_err(e.error))?;
-    Ok(Built {
-        stored,
-        fresh: true,
-    })
-}
-
-/// What a build read, so the next run can tell whether it is still current
-/// without starting cargo: every input's stamp (size, mtime, inode), and a
-/// digest of their contents for when stamps change but bytes do not.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct BuildRecord {
-    inputs: Vec<(PathBuf, [u64; 4])>,
-    contents: Digest,
-    component: Digest,
-}
-
-impl BuildRecord {
-    fn new(paths: Vec<PathBuf>, component: Digest) -> io::Result<Self> {
-        let inputs = paths
-            .into_iter()
-            .map(|p| Ok((stamp(&p)?, p)))
-            .collect::<io::Result<Vec<_>>>()?
-            .into_iter()
-            .map(|(s, p)| (p, s))
-            .collect::<Vec<_>>();
-        let contents = contents_digest(inputs.iter().map(|(p, _)| p.as_path()))?;
-        Ok(BuildRecord {
-            inputs,
-            contents,
-            component,
-        })
-    }
-
-    /// True when every input is unchanged: by stamp, or failing that, by content.
-    fn is_current(&self) -> bool {
-        if self
-            .inputs
-            .iter()
-            .all(|(p, s)| stamp(p).is_ok_and(|now| now == *s))
-        {
-            return true;
-        }
-        contents_digest(self.inputs.iter().map(|(p, _)| p.as_path()))
-            .is_ok_and(|d| d == self.contents)
-    }
-}
-
-fn stamp(p: &Path) -> io::Result<[u64; 4]> {
-    use std::os::unix::fs::MetadataExt;
-    let m = fs::metadata(p)?;
-    Ok([m.len(), m.mtime() as u64, m.mtime_nsec() as u64, m.ino()])
-}
-
-fn contents_digest<'a>(paths: impl Iterator<Item = &'a Path>) -> io::Result<Digest> {
-    let mut h = blake3::Hasher::new();
-    for p in paths {
-        let bytes = fs::read(p)?;
-        h.update(&(p.as_os_str().len() as u64).to_le_bytes());
-        h.update(p.as_os_str().as_encoded_bytes());
-        h.update(&(bytes.len() as u64).to_le_bytes());
-        h.update(&bytes);
-    }
-    Ok(h.finalize().into())
+    save(store, &key, inputs, stored.digest).map_err(io_err(dir))?;
+    Ok((stored, true))
 }
 
 /// The files listed in a Makefile-style dep-info file (`target: a b\ c`).
@@ -440,22 +289,5 @@ mod tests {
         );
         let want = ["/a/src/main.rs", "/b/with space.rs", "/c/wit/x.wit"].map(PathBuf::from);
         assert_eq!(deps, want);
-    }
-
-    #[test]
-    fn a_build_record_sees_edits_but_not_touches() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("main.rs");
-        fs::write(&f, "fn main() {}").unwrap();
-        let rec = BuildRecord::new(vec![f.clone()], Digest::of(b"c")).unwrap();
-        assert!(rec.is_current());
-        // Same bytes, new stamp: still current.
-        fs::remove_file(&f).unwrap();
-        fs::write(&f, "fn main() {}").unwrap();
-        assert!(rec.is_current());
-        fs::write(&f, "fn main() { }").unwrap();
-        assert!(!rec.is_current());
-        fs::remove_file(&f).unwrap();
-        assert!(!rec.is_current());
     }
 }
