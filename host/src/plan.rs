@@ -311,7 +311,7 @@ fn unknown_job(name: &Spanned<String>, jobs: &[&str]) -> Diagnostic {
 fn job_refs(job: &JobSpec) -> impl Iterator<Item = &Ref> {
     job.args
         .iter()
-        .chain(job.inputs.iter().map(|(_, t)| t))
+        .chain(job.inputs.iter().flat_map(|(_, i)| &i.refs))
         .chain(job.with.iter().flat_map(|w| &w.templates))
         .flat_map(Template::refs)
 }
@@ -530,11 +530,22 @@ impl Ctx<'_> {
             .map(|t| self.render(t))
             .collect::<Result<Vec<_>, _>>()?;
         let mut inputs = Vec::new();
-        for (name, t) in &spec.inputs {
-            let r = t
-                .single_ref()
-                .expect("spec checked inputs are single references");
-            let source = self.source(r)?;
+        for (name, input) in &spec.inputs {
+            let mut sources = input
+                .refs
+                .iter()
+                .map(|t| {
+                    self.source(
+                        t.single_ref()
+                            .expect("spec checked inputs are single references"),
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let source = if input.list {
+                InputSource::List(sources)
+            } else {
+                sources.pop().expect("one reference")
+            };
             collect_deps(&source, &mut deps);
             inputs.push((name.value.clone(), source));
         }
@@ -838,6 +849,37 @@ mod tests {
         assert_eq!(p.jobs[5].deps, [4]);
         // Every dependency comes before its dependent.
         assert!(p.jobs.iter().all(|j| j.deps.iter().all(|&d| d < j.id)));
+    }
+
+    #[test]
+    fn a_yaml_list_of_references_is_a_list_input() {
+        let p = plan_str(
+            "inputs:\n  c: c.txt\njobs:\n  a:\n    uses: a.wasm\n    outputs: [out]\n  b:\n    uses: b.wasm\n    outputs: [out]\n  both:\n    uses: m.wasm\n    inputs:\n      parts:\n        - ${{ jobs.b.outputs.out }}\n        - ${{ inputs.c }}\n        - ${{ jobs.a.outputs.out }}\n      one: [\"${{ jobs.a.outputs.out }}\"]\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        let both = &p.jobs[2];
+        assert_eq!(both.deps, [0, 1]);
+        let out = |job| InputSource::Output {
+            job,
+            output: "out".into(),
+            index: None,
+        };
+        assert_eq!(
+            both.inputs[0].1,
+            InputSource::List(vec![out(1), InputSource::Workflow("c".into()), out(0)])
+        );
+        assert_eq!(both.inputs[1].1, InputSource::List(vec![out(0)]));
+        let e = spec::parse(
+            Source::new(
+                "wf.yaml",
+                "jobs:\n  a:\n    uses: a.wasm\n    inputs:\n      x: [\"${{ params.p }}\"]\nparams:\n  p: 1\n",
+            ),
+            "wf",
+        )
+        .unwrap_err();
+        assert_eq!(e.items[0].message, "input `x` is not a file reference");
+        assert_eq!(e.items[0].span.unwrap().start, Pos { line: 5, col: 11 });
     }
 
     #[test]

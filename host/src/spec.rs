@@ -50,6 +50,16 @@ pub struct InputDecl {
     pub path: Spanned<String>,
 }
 
+/// One entry of a command job's `inputs:`.
+#[derive(Debug, Clone)]
+pub struct InputRefs {
+    /// Each a single reference to a workflow input or a job output.
+    pub refs: Vec<Template>,
+    /// Written as a YAML list: the input is the list of the references'
+    /// files, in order (`/in/<name>/0`, …).
+    pub list: bool,
+}
+
 /// One job as written (before matrix expansion).
 #[derive(Debug, Clone)]
 pub struct JobSpec {
@@ -61,8 +71,9 @@ pub struct JobSpec {
     pub needs: Vec<Name>,
     /// The program's arguments (argv after argv[0]), each a template.
     pub args: Vec<Template>,
-    /// Declared inputs: name → a single reference to a workflow input or job output.
-    pub inputs: Vec<(Name, Template)>,
+    /// Declared inputs: name → a reference to a workflow input or a job
+    /// output, or a YAML list of them (a list input, `/in/<name>/0`, …).
+    pub inputs: Vec<(Name, InputRefs)>,
     /// Declared outputs, read from `/out/<name>` after the run.
     pub outputs: Vec<Name>,
     /// Keep standard output as the output of this name.
@@ -379,6 +390,27 @@ impl Parser {
         }
     }
 
+    /// One reference to a file (a workflow input or a job output) for the
+    /// input `name`, or an error at `node`.
+    fn file_ref(&mut self, name: &Name, node: &Node) -> Option<Template> {
+        let quoted = matches!(node.kind, Kind::Scalar { plain: false, .. });
+        let s = self.scalar(node, "a reference such as ${{ jobs.a.outputs.b }}")?;
+        let t = self.template(&s, quoted)?;
+        match t.single_ref() {
+            Some(Ref {
+                kind: RefKind::Input(_) | RefKind::Output { .. },
+                ..
+            }) => Some(t),
+            _ => {
+                self.errors.push(
+                    Diagnostic::at(s.span, format!("input `{}` is not a file reference", name.value))
+                        .expected("exactly one reference to a workflow input or a job output, such as ${{ inputs.corpus }} or ${{ jobs.split.outputs.chunks }}, or a list of them"),
+                );
+                None
+            }
+        }
+    }
+
     /// A list of scalars; a lone scalar counts as a list of one.
     fn scalars(&mut self, node: &Node, what: &str) -> Vec<Spanned<String>> {
         match &node.kind {
@@ -535,25 +567,15 @@ impl Parser {
                 "inputs" => {
                     for (iname, iv) in self.map(v, &[], "a mapping of input names to references") {
                         self.check_ident(&iname);
-                        let quoted = matches!(iv.kind, Kind::Scalar { plain: false, .. });
-                        let Some(s) =
-                            self.scalar(iv, "a reference such as ${{ jobs.a.outputs.b }}")
-                        else {
-                            continue;
+                        let (nodes, list) = match &iv.kind {
+                            Kind::Seq(items) => (items.iter().collect::<Vec<_>>(), true),
+                            _ => (vec![iv], false),
                         };
-                        let Some(t) = self.template(&s, quoted) else {
-                            continue;
-                        };
-                        match t.single_ref() {
-                            Some(Ref {
-                                kind: RefKind::Input(_) | RefKind::Output { .. },
-                                ..
-                            }) => job.inputs.push((iname, t)),
-                            _ => self.errors.push(
-                                Diagnostic::at(s.span, format!("input `{}` is not a file reference", iname.value))
-                                    .expected("exactly one reference to a workflow input or a job output, such as ${{ inputs.corpus }} or ${{ jobs.split.outputs.chunks }}"),
-                            ),
-                        }
+                        let refs: Vec<Template> = nodes
+                            .into_iter()
+                            .filter_map(|n| self.file_ref(&iname, n))
+                            .collect();
+                        job.inputs.push((iname, InputRefs { refs, list }));
                     }
                 }
                 "outputs" => {
@@ -938,7 +960,7 @@ mod tests {
         assert_eq!(count.matrix[0].1.len(), 2);
         assert_eq!(count.limits.memory, Some(64 << 20));
         assert_eq!(count.limits.timeout, Some(Duration::from_secs(2)));
-        let r = count.inputs[0].1.single_ref().unwrap();
+        let r = count.inputs[0].1.refs[0].single_ref().unwrap();
         let RefKind::Output { job, output, index } = &r.kind else {
             panic!()
         };

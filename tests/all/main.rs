@@ -7,6 +7,7 @@ mod execution;
 mod limits;
 mod maintenance;
 mod planning_errors;
+mod polyglot;
 mod records;
 mod sandbox;
 mod scheduling;

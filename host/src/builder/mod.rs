@@ -246,7 +246,8 @@ fn build_by_sources(
     if let Some(stored) = current(store, &key, Some(&sources)) {
         return Ok((stored, false));
     }
-    let build = store.root().join("build");
+    // Tools run in the task directory: every path they get is absolute.
+    let build = std::path::absolute(store.root().join("build")).map_err(io_err(dir))?;
     let out = build.join("out").join(&key.to_hex()[..16]);
     // A stale product from an earlier build must not be picked up.
     let _ = fs::remove_dir_all(&out);
@@ -554,6 +555,9 @@ fn run(dir: &Path, cmd: &mut Command) -> Result<(), BuildError> {
     let out = cmd
         .current_dir(dir)
         .stdin(Stdio::null())
+        // Tools written in Rust would print backtraces into their errors.
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
         .output()
         .map_err(|e| BuildError::MissingTool {
             tool: format!("{:?}", cmd.get_program()),

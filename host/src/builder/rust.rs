@@ -20,7 +20,9 @@ pub(super) fn build(dir: &Path, store: &Store) -> Result<(Stored, bool), BuildEr
         return Ok((stored, false));
     }
     ensure_target(dir)?;
-    let (wasm, deps) = cargo_build(dir, &store.root().join("build").join("cargo"))?;
+    let target_dir =
+        std::path::absolute(store.root().join("build").join("cargo")).map_err(io_err(dir))?;
+    let (wasm, deps) = cargo_build(dir, &target_dir)?;
     let stored = store_product(dir, &wasm, store)?;
     // What cargo read to build it (its dep-info: the package's sources and
     // its path dependencies', including files macros read), plus the
