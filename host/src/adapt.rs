@@ -1,16 +1,25 @@
-//! Turning WASI preview 1 core modules into components, so that every
-//! toolchain that targets `wasm32-wasip1` (C, Zig, Go, TinyGo,
-//! AssemblyScript…) makes tasks without any extra tool.
+//! WASI preview 1 core modules as tasks, so that every toolchain that
+//! targets `wasm32-wasip1` (C, Zig, Go, TinyGo, AssemblyScript…) makes
+//! tasks without any extra tool.
+//!
+//! - A module that exports `_start` (a `main()` program) is a command task
+//!   and stays a module: the runtime runs it against wasmtime-wasi's own
+//!   preview 1, in the same sandbox as a component. The preview 1 adapter
+//!   cannot host it safely: the adapter grows linear memory for its state,
+//!   and runtimes that treat all of memory as theirs (Go; wasi-libc before
+//!   2023, as in Debian's clang) hand those pages out and corrupt it.
+//! - Any other module is a reactor, typically a typed task whose exports
+//!   come from the component type `wit-bindgen` embeds; it becomes a
+//!   component with the reactor adapter. Such a module exports
+//!   `cabi_realloc`, which the adapter allocates its state with, so the
+//!   problem above does not arise.
 //!
 //! The adapter is the one the wasmtime release we embed ships
 //! (`wasi-preview1-component-adapter-provider`), and `wit-component` is the
-//! wasm-tools line that release uses: the two move together. A module that
-//! exports `_start` gets the command adapter and becomes a command task; any
-//! other module gets the reactor adapter, and its exports come from the
-//! component type that `wit-bindgen` embeds in it (a typed task in C, say).
-//!
-//! Adapting is deterministic, so the result is cached in the store under the
-//! module's digest and the adapter's: a module is adapted once.
+//! wasm-tools line that release uses: the two move together. Adapting is
+//! deterministic, so the result is cached in the store under the module's
+//! digest and the adapter's: a module is adapted (or found to be a command)
+//! once.
 
 use crate::digest::Digest;
 use crate::store::{Store, Stored};
@@ -19,8 +28,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use wasi_preview1_component_adapter_provider::{
-    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
-    WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
 };
 
 /// What a wasm binary is, from its 8-byte header.
@@ -70,20 +78,31 @@ pub enum AdaptError {
     Io(#[from] io::Error),
 }
 
-/// The component made from the core module `module`.
-pub fn adapt(module: &[u8]) -> Result<Vec<u8>, AdaptError> {
-    let adapter = if exports_start(module).map_err(AdaptError::Invalid)? {
-        WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER
-    } else {
-        WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER
-    };
+/// What a core module becomes as a task: `None` for a command module,
+/// which runs as it is; otherwise the component adapted from it.
+pub fn adapt(module: &[u8]) -> Result<Option<Vec<u8>>, AdaptError> {
+    let (start, typed) = shape(module).map_err(AdaptError::Invalid)?;
+    if start {
+        return Ok(None);
+    }
+    if !typed {
+        return Err(AdaptError::Invalid(
+            "it has neither `_start` (a command) nor the component type wit-bindgen embeds \
+             (a typed task): there is nothing to call"
+                .into(),
+        ));
+    }
     wit_component::ComponentEncoder::default()
         .validate(true)
         .module(module)
         .map_err(invalid)?
-        .adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, adapter)
+        .adapter(
+            WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+            WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+        )
         .map_err(invalid)?
         .encode()
+        .map(Some)
         .map_err(invalid)
 }
 
@@ -92,26 +111,31 @@ fn invalid(e: impl std::fmt::Display) -> AdaptError {
     AdaptError::Invalid(format!("{e:#}"))
 }
 
-/// Whether the module exports `_start` (a `main()` program).
-fn exports_start(module: &[u8]) -> Result<bool, String> {
+/// Whether the module exports `_start` (a `main()` program), and whether it
+/// carries a `component-type` section (wit-bindgen's record of its world).
+fn shape(module: &[u8]) -> Result<(bool, bool), String> {
+    let invalid = |e: wasmparser::BinaryReaderError| format!("not a valid core module: {e}");
+    let (mut start, mut typed) = (false, false);
     for payload in wasmparser::Parser::new(0).parse_all(module) {
-        if let wasmparser::Payload::ExportSection(exports) =
-            payload.map_err(|e| format!("not a valid core module: {e}"))?
-        {
-            for export in exports {
-                let export = export.map_err(|e| format!("not a valid core module: {e}"))?;
-                if export.name == "_start" {
-                    return Ok(true);
+        match payload.map_err(invalid)? {
+            wasmparser::Payload::ExportSection(exports) => {
+                for export in exports {
+                    start |= export.map_err(invalid)?.name == "_start";
                 }
             }
+            wasmparser::Payload::CustomSection(s) => {
+                typed |= s.name().starts_with("component-type");
+            }
+            _ => {}
         }
     }
-    Ok(false)
+    Ok((start, typed))
 }
 
-/// The component adapted from the stored core module `module`, adapting it
-/// only the first time: the store keeps an index from module (and adapter)
-/// to component.
+/// The task the stored core module `module` is: itself for a command
+/// module, else the component adapted from it. Decided (and adapted) only
+/// the first time: the store keeps an index from module (and adapter) to
+/// task.
 pub fn adapt_stored(store: &Store, module: &Digest) -> Result<Stored, AdaptError> {
     let entry = index_path(store, module);
     if let Some(component) = fs::read_to_string(&entry)
@@ -125,7 +149,13 @@ pub fn adapt_stored(store: &Store, module: &Digest) -> Result<Stored, AdaptError
         });
     }
     let bytes = fs::read(store.blob_path(module))?;
-    let stored = store.put_bytes(&adapt(&bytes)?)?;
+    let stored = match adapt(&bytes)? {
+        Some(component) => store.put_bytes(&component)?,
+        None => Stored {
+            digest: *module,
+            size: bytes.len() as u64,
+        },
+    };
     fs::create_dir_all(entry.parent().expect("has a parent"))?;
     // Atomically: another run may be reading the index right now.
     let mut tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
@@ -140,8 +170,7 @@ fn index_path(store: &Store, module: &Digest) -> PathBuf {
     static ADAPTERS: OnceLock<String> = OnceLock::new();
     let adapters = ADAPTERS.get_or_init(|| {
         let mut h = blake3::Hasher::new();
-        h.update(b"cairn adapt v1\0wit-component 0.254\0");
-        h.update(WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER);
+        h.update(b"cairn adapt v2\0wit-component 0.254\0");
         h.update(WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER);
         h.finalize().to_hex().to_string()
     });
@@ -166,46 +195,24 @@ mod tests {
     }
 
     #[test]
-    fn a_main_program_gets_the_command_adapter() {
-        let module = wat::parse_str(
+    fn a_main_program_stays_a_module_and_a_reactor_is_adapted() {
+        let command = wat::parse_str(
             r#"(module
                  (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
                  (memory (export "memory") 1)
                  (func (export "_start")))"#,
         )
         .unwrap();
-        let component = adapt(&module).unwrap();
-        assert_eq!(classify(&component), Binary::Component);
-        let text = wasmprinter_names(&component);
-        assert!(
-            text.iter().any(|n| n.starts_with("wasi:cli/run@0.2")),
-            "{text:?}"
-        );
-    }
-
-    #[test]
-    fn an_unknown_import_is_named() {
-        let module = wat::parse_str(
-            r#"(module (import "env" "host_thing" (func)) (memory (export "memory") 1)
-                       (func (export "_start")))"#,
+        assert!(adapt(&command).unwrap().is_none());
+        let reactor = wat::parse_str(
+            r#"(module
+                 (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+                 (memory (export "memory") 1)
+                 (func (export "_initialize")))"#,
         )
         .unwrap();
-        let err = adapt(&module).unwrap_err().to_string();
-        assert!(err.contains("env"), "{err}");
-    }
-
-    /// The names a component exports.
-    fn wasmprinter_names(component: &[u8]) -> Vec<String> {
-        let mut names = Vec::new();
-        for payload in wasmparser::Parser::new(0).parse_all(component) {
-            if let Ok(wasmparser::Payload::ComponentExportSection(exports)) = payload {
-                names.extend(
-                    exports
-                        .into_iter()
-                        .map(|e| e.unwrap().name.name.to_string()),
-                );
-            }
-        }
-        names
+        // Without wit-bindgen's component type there is nothing to call.
+        let err = adapt(&reactor).unwrap_err().to_string();
+        assert!(err.contains("neither `_start`"), "{err}");
     }
 }

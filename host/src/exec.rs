@@ -5,7 +5,7 @@
 
 use crate::cache::{CACHE_FORMAT, Manifest, Value};
 use crate::outcome::{Failure, FailureKind, Outcome};
-use crate::runtime::{Entry, JobState, Runtime, TypedInvoke, output_limit};
+use crate::runtime::{CommandTask, Entry, JobState, Runtime, TypedInvoke, Wasi, output_limit};
 use crate::sandbox::{JobDir, SandboxSettings};
 use crate::scheduler::{Executor, JobRequest};
 use crate::store::Store;
@@ -49,7 +49,7 @@ impl WasmExecutor {
             stdout_is_output: req.action.stdout.is_some(),
             preopens: typed.is_none(),
         };
-        let wasi = dir
+        let mut wasi = dir
             .wasi(&req.name, &req.action.argv, &settings)
             .map_err(|e| Failure::host("preparing the sandbox", e))?;
         let task = TaskCtx::new(
@@ -68,14 +68,18 @@ impl WasmExecutor {
             outputs: BTreeMap::new(),
         });
         let (command, instance);
-        let entry = match &mut invoke {
+        let (entry, wasi) = match &mut invoke {
             None => {
                 command = self.runtime.command(&req.component, fuel).await?;
-                Entry::Command(&command)
+                let wasi = match command {
+                    CommandTask::Component(_) => Wasi::P2(wasi.build()),
+                    CommandTask::Preview1(_) => Wasi::P1(wasi.build_p1()),
+                };
+                (command.entry(), wasi)
             }
             Some(invoke) => {
                 instance = self.runtime.typed(&req.component, fuel).await?;
-                Entry::Typed(&instance, invoke)
+                (Entry::Typed(&instance, invoke), Wasi::P2(wasi.build()))
             }
         };
         let ran = self

@@ -1,6 +1,12 @@
 //! The wasmtime side: one engine per process (a second, fuel-metered one
 //! only if a job asks for fuel), components compiled once and cached on
 //! disk, and one fresh `Store` per job with its limits.
+//!
+//! WASI preview 1 command modules (a `main()` from a wasip1 toolchain) run
+//! as core modules against wasmtime-wasi's own preview 1, in the same
+//! sandbox. Wrapping them in the preview 1 adapter instead breaks runtimes
+//! that own all of linear memory (Go; wasi-libc before 2023): the adapter
+//! grows memory for its state and their allocators hand those pages out.
 
 use crate::digest::Digest;
 use crate::outcome::{Failure, FailureKind};
@@ -16,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Val};
 use wasmtime::{Config, Engine, EngineWeak, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
@@ -79,9 +86,20 @@ pub struct Watch {
     stopped: Option<FailureKind>,
 }
 
+/// A job's WASI context: WASI 0.2 for a component, preview 1 for a core
+/// module. Both are built from the same sandbox settings.
+pub enum Wasi {
+    /// For a component.
+    P2(WasiCtx),
+    /// For a preview 1 command module.
+    P1(WasiP1Ctx),
+}
+
 /// The per-job state a `Store` holds.
 pub struct JobState {
     wasi: WasiCtx,
+    /// Preview 1's context, for a core module (then `wasi` is empty).
+    p1: Option<WasiP1Ctx>,
     table: ResourceTable,
     limiter: MemoryLimiter,
     watch: Watch,
@@ -104,6 +122,8 @@ impl JobState {
 pub enum Entry<'a> {
     /// Run `wasi:cli/run`.
     Command(&'a CommandPre<JobState>),
+    /// Run a preview 1 module's `_start`.
+    Preview1(&'a wasmtime::InstancePre<JobState>),
     /// Call a typed task's export.
     Typed(&'a InstancePre<JobState>, &'a mut dyn TypedInvoke),
 }
@@ -162,12 +182,40 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-type Loaded = Arc<OnceCell<Result<(Component, InstancePre<JobState>), Failure>>>;
+/// A loaded task: a component, or a preview 1 command module.
+#[derive(Clone)]
+pub enum Program {
+    /// A component, pre-instantiated.
+    Component(Component, InstancePre<JobState>),
+    /// A core module, pre-instantiated against preview 1.
+    Module(wasmtime::Module, wasmtime::InstancePre<JobState>),
+}
+
+/// A command, ready to instantiate.
+pub enum CommandTask {
+    /// A `wasi:cli/command` component.
+    Component(CommandPre<JobState>),
+    /// A preview 1 module with `_start`.
+    Preview1(wasmtime::InstancePre<JobState>),
+}
+
+impl CommandTask {
+    /// How to run it.
+    pub fn entry(&self) -> Entry<'_> {
+        match self {
+            CommandTask::Component(c) => Entry::Command(c),
+            CommandTask::Preview1(m) => Entry::Preview1(m),
+        }
+    }
+}
+
+type Loaded = Arc<OnceCell<Result<Program, Failure>>>;
 
 /// One engine configuration with its linker and loaded components.
 struct Flavor {
     engine: Engine,
     linker: Linker<JobState>,
+    p1_linker: wasmtime::Linker<JobState>,
     compiled_dir: PathBuf,
     loaded: Mutex<HashMap<Digest, Loaded>>,
 }
@@ -191,6 +239,11 @@ impl Flavor {
             ctx: &mut s.task,
             table: &mut s.table,
         })?;
+        let mut p1_linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, |s: &mut JobState| {
+            s.p1.as_mut()
+                .expect("a preview 1 module runs with a preview 1 context")
+        })?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let compiled_dir = compiled_root.join(format!("{:016x}", h.finish()));
@@ -198,6 +251,7 @@ impl Flavor {
         Ok(Flavor {
             engine,
             linker,
+            p1_linker,
             compiled_dir,
             loaded: Mutex::new(HashMap::new()),
         })
@@ -261,13 +315,10 @@ impl Runtime {
             .map_err(|e| Failure::host("creating the fuel-metered engine", e))
     }
 
-    /// The component, compiled (or loaded from the on-disk cache) and
-    /// pre-instantiated once per process, however many jobs ask at once.
-    async fn load(
-        &self,
-        c: &ComponentRef,
-        fuel: bool,
-    ) -> Result<(Component, InstancePre<JobState>), Failure> {
+    /// The component (or preview 1 module), compiled (or loaded from the
+    /// on-disk cache) and pre-instantiated once per process, however many
+    /// jobs ask at once.
+    async fn load(&self, c: &ComponentRef, fuel: bool) -> Result<Program, Failure> {
         let flavor = self.flavor(fuel)?;
         let cell = flavor
             .loaded
@@ -280,34 +331,54 @@ impl Runtime {
             let engine = flavor.engine.clone();
             let cwasm = flavor.compiled_dir.join(format!("{}.cwasm", c.digest));
             let path = c.path.clone();
-            let component = tokio::task::spawn_blocking(move || load(&engine, &path, &cwasm))
+            let compiled = tokio::task::spawn_blocking(move || load(&engine, &path, &cwasm))
                 .await
                 .map_err(|e| Failure::host("compiling", e))??;
-            let pre = flavor.linker.instantiate_pre(&component).map_err(|e| {
+            let unsatisfied = |e: wasmtime::Error| {
                 Failure::new(
                     FailureKind::Instantiation,
                     format!("the host cannot satisfy the component's imports: {e:#}"),
                 )
-            })?;
-            Ok((component, pre))
+            };
+            Ok(match compiled {
+                Compiled::Component(component) => {
+                    let pre = flavor
+                        .linker
+                        .instantiate_pre(&component)
+                        .map_err(unsatisfied)?;
+                    Program::Component(component, pre)
+                }
+                Compiled::Module(module) => {
+                    let pre = flavor
+                        .p1_linker
+                        .instantiate_pre(&module)
+                        .map_err(unsatisfied)?;
+                    Program::Module(module, pre)
+                }
+            })
         })
         .await
         .clone()
     }
 
-    /// A command component, ready to run.
-    pub async fn command(
-        &self,
-        c: &ComponentRef,
-        fuel: bool,
-    ) -> Result<CommandPre<JobState>, Failure> {
-        let (_, pre) = self.load(c, fuel).await?;
-        CommandPre::new(pre).map_err(|e| {
-            Failure::new(
-                FailureKind::Instantiation,
-                format!("not a command component (no wasi:cli/run export): {e:#}"),
-            )
-        })
+    /// A command task, ready to run.
+    pub async fn command(&self, c: &ComponentRef, fuel: bool) -> Result<CommandTask, Failure> {
+        match self.load(c, fuel).await? {
+            Program::Component(_, pre) => {
+                CommandPre::new(pre)
+                    .map(CommandTask::Component)
+                    .map_err(|e| {
+                        Failure::new(
+                            FailureKind::Instantiation,
+                            format!("not a command component (no wasi:cli/run export): {e:#}"),
+                        )
+                    })
+            }
+            Program::Module(module, _) if module.get_export("_start").is_none() => Err(
+                Failure::new(FailureKind::Instantiation, not_a_command(&c.path)),
+            ),
+            Program::Module(_, pre) => Ok(CommandTask::Preview1(pre)),
+        }
     }
 
     /// A typed component, ready to instantiate.
@@ -316,7 +387,13 @@ impl Runtime {
         c: &ComponentRef,
         fuel: bool,
     ) -> Result<InstancePre<JobState>, Failure> {
-        Ok(self.load(c, fuel).await?.1)
+        match self.load(c, fuel).await? {
+            Program::Component(_, pre) => Ok(pre),
+            Program::Module(..) => Err(Failure::new(
+                FailureKind::Instantiation,
+                "a preview 1 core module is a command task, not a typed one",
+            )),
+        }
     }
 
     /// The component's imports, each with whether this host provides it.
@@ -324,9 +401,22 @@ impl Runtime {
         let engine = self.plain.engine.clone();
         let cwasm = self.plain.compiled_dir.join(format!("{}.cwasm", c.digest));
         let path = c.path.clone();
-        let component = tokio::task::spawn_blocking(move || load(&engine, &path, &cwasm))
+        let compiled = tokio::task::spawn_blocking(move || load(&engine, &path, &cwasm))
             .await
             .map_err(|e| Failure::host("compiling", e))??;
+        let component = match compiled {
+            Compiled::Component(c) => c,
+            Compiled::Module(m) => {
+                // Preview 1 is all a command module may import.
+                return Ok(m
+                    .imports()
+                    .map(|i| {
+                        let provided = i.module() == "wasi_snapshot_preview1";
+                        (format!("{}::{}", i.module(), i.name()), provided)
+                    })
+                    .collect());
+            }
+        };
         let provided = |name: &str| {
             // The host provides WASI 0.2 (any patch version) and cairn:task 0.1.
             name.starts_with("wasi:") && name.contains("@0.2.")
@@ -351,9 +441,17 @@ impl Runtime {
     /// What kind of task a component is (command, or typed with which
     /// signature). `call` names the export when there are several.
     pub async fn inspect(&self, c: &ComponentRef, call: Option<&str>) -> Result<TaskKind, Failure> {
-        let (component, _) = self.load(c, false).await?;
-        crate::typed::task_kind(&component, &self.plain.engine, call)
-            .map_err(|e| Failure::new(FailureKind::Instantiation, e))
+        match self.load(c, false).await? {
+            Program::Component(component, _) => {
+                crate::typed::task_kind(&component, &self.plain.engine, call)
+                    .map_err(|e| Failure::new(FailureKind::Instantiation, e))
+            }
+            Program::Module(module, _) => Ok(if module.get_export("_start").is_some() {
+                TaskKind::Command
+            } else {
+                TaskKind::Unusable(not_a_command(&c.path))
+            }),
+        }
     }
 
     /// Runs a command component to completion in a fresh store.
@@ -361,14 +459,19 @@ impl Runtime {
     pub async fn run(
         &self,
         entry: Entry<'_>,
-        wasi: WasiCtx,
+        wasi: Wasi,
         task: TaskCtx,
         limits: ExecLimits,
         output_usage: Box<dyn Fn() -> u64 + Send + Sync>,
     ) -> Result<(ExecStats, crate::task_host::Reported), Failure> {
         let engine = self.flavor(limits.fuel.is_some())?.engine.clone();
+        let (wasi, p1) = match wasi {
+            Wasi::P2(ctx) => (ctx, None),
+            Wasi::P1(ctx) => (WasiCtx::builder().build(), Some(ctx)),
+        };
         let state = JobState {
             wasi,
+            p1,
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 max: usize::try_from(limits.memory).unwrap_or(usize::MAX),
@@ -416,6 +519,13 @@ impl Runtime {
                             "the program exited with a failure status (WASI 0.2 carries no exit code)",
                         )
                     }))
+                }
+                Entry::Preview1(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                    // `proc_exit` surfaces as an `I32Exit` error, below.
+                    start.call_async(&mut store, ()).await?;
+                    Ok(Ok(()))
                 }
                 Entry::Typed(pre, invoke) => {
                     let instance = pre.instantiate_async(&mut store).await?;
@@ -468,6 +578,19 @@ impl Runtime {
             },
         }
     }
+}
+
+/// Why the core module at `path`, which has no `_start`, is no task: only
+/// a module that could not be adapted into a component stays a reactor.
+fn not_a_command(path: &Path) -> String {
+    let why = match fs::read(path).map(|b| crate::adapt::adapt(&b)) {
+        Ok(Err(e)) => e.to_string(),
+        _ => "it could not be adapted into a component".into(),
+    };
+    format!(
+        "a core module without `_start` is not a command, nor a typed task (a reactor with \
+         wit-bindgen's component type): {why}"
+    )
 }
 
 fn timeout(limit: Duration) -> Failure {
@@ -557,13 +680,36 @@ fn shadow_stack_overflow(e: &wasmtime::Error) -> bool {
     u64::from_str_radix(&hex, 16).is_ok_and(|a| a >= 0xffff_0000)
 }
 
-/// Loads a precompiled component, or compiles and caches it.
-fn load(engine: &Engine, wasm: &Path, cwasm: &Path) -> Result<Component, Failure> {
+/// What a task file compiles to.
+enum Compiled {
+    Component(Component),
+    Module(wasmtime::Module),
+}
+
+/// Loads a precompiled component or module, or compiles and caches it.
+fn load(engine: &Engine, wasm: &Path, cwasm: &Path) -> Result<Compiled, Failure> {
+    let header = crate::adapt::header(wasm)
+        .map_err(|e| Failure::host(&format!("reading {}", wasm.display()), e))?;
+    let is_module = match crate::adapt::classify(&header) {
+        crate::adapt::Binary::Component => false,
+        crate::adapt::Binary::Module => true,
+        crate::adapt::Binary::Other => {
+            return Err(Failure::new(
+                FailureKind::Instantiation,
+                "not a WebAssembly component or module: it does not start with the wasm magic bytes",
+            ));
+        }
+    };
     if cwasm.exists() {
-        // SAFETY: the file was written by `Component::serialize` of an engine
-        // with the same compatibility hash (it is in the directory name), into
-        // a store only cairn writes, and renamed into place whole.
-        match unsafe { Component::deserialize_file(engine, cwasm) } {
+        // SAFETY: the file was written by `serialize` of an engine with the
+        // same compatibility hash (it is in the directory name), into a
+        // store only cairn writes, and renamed into place whole.
+        let loaded = if is_module {
+            unsafe { wasmtime::Module::deserialize_file(engine, cwasm) }.map(Compiled::Module)
+        } else {
+            unsafe { Component::deserialize_file(engine, cwasm) }.map(Compiled::Component)
+        };
+        match loaded {
             Ok(c) => return Ok(c),
             // A stale or damaged entry is recompiled below and replaced.
             Err(_) => drop(fs::remove_file(cwasm)),
@@ -571,26 +717,26 @@ fn load(engine: &Engine, wasm: &Path, cwasm: &Path) -> Result<Component, Failure
     }
     let bytes =
         fs::read(wasm).map_err(|e| Failure::host(&format!("reading {}", wasm.display()), e))?;
-    let not_component = |why: &str| {
+    let invalid = |what: &str, e: wasmtime::Error| {
         Failure::new(
             FailureKind::Instantiation,
-            format!("not a WebAssembly component: {why}"),
+            format!("not a valid WebAssembly {what}: {e:#}"),
         )
     };
-    if wasmtime::wasmparser::Parser::is_core_wasm(&bytes) {
-        return Err(not_component(
-            "it is a core module; build it for wasm32-wasip2",
-        ));
-    }
-    if !wasmtime::wasmparser::Parser::is_component(&bytes) {
-        return Err(not_component("it does not start with the wasm magic bytes"));
-    }
-    let component = Component::new(engine, &bytes).map_err(|e| not_component(&format!("{e:#}")))?;
+    let (compiled, serialized) = if is_module {
+        let m = wasmtime::Module::new(engine, &bytes).map_err(|e| invalid("module", e))?;
+        let s = m.serialize();
+        (Compiled::Module(m), s)
+    } else {
+        let c = Component::new(engine, &bytes).map_err(|e| invalid("component", e))?;
+        let s = c.serialize();
+        (Compiled::Component(c), s)
+    };
     // Cache failures only cost a recompile next time.
-    if let Ok(serialized) = component.serialize() {
+    if let Ok(serialized) = serialized {
         let _ = write_atomically(cwasm, &serialized);
     }
-    Ok(component)
+    Ok(compiled)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
-use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
 /// A job's private directory in the store's scratch space, removed on drop:
 /// `in/` (inputs, hard-linked from the store), `out/`, and the captured
@@ -85,7 +85,8 @@ impl JobDir {
         self.dir.path().join("out")
     }
 
-    /// The WASI context for this job. Secure by default: stdin closed, no
+    /// The WASI context for this job, to build for WASI 0.2 or preview 1.
+    /// Secure by default: stdin closed, no
     /// environment variables, no sockets or name lookups, and only the two
     /// preopens below. `program` is argv[0]. Hermetic jobs get a fixed wall
     /// clock, a virtual monotonic clock and randomness seeded by `seed`
@@ -95,7 +96,7 @@ impl JobDir {
         program: &str,
         argv: &[String],
         settings: &SandboxSettings,
-    ) -> io::Result<WasiCtx> {
+    ) -> io::Result<WasiCtxBuilder> {
         let stdout = Arc::new(File::create(self.dir.path().join("stdout"))?);
         let stderr = Arc::new(File::create(self.dir.path().join("stderr"))?);
         let stderr_file = stderr.clone();
@@ -147,7 +148,7 @@ impl JobDir {
             b.preopened_dir(self.out_dir(), "/out", FsPerms::ReadWrite)
                 .map_err(io::Error::other)?;
         }
-        Ok(b.build())
+        Ok(b)
     }
 
     /// Where a typed task's artifact writers put their bytes: counted

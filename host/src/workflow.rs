@@ -39,7 +39,7 @@ pub enum Error {
     /// A source directory named by `uses:` did not build.
     #[error(transparent)]
     Build(#[from] BuildError),
-    /// A core module named by `uses:` could not be adapted into a component.
+    /// A core module named by `uses:` could not be read or stored.
     #[error("{path}: {source}")]
     Adapt {
         /// The module.
@@ -239,7 +239,8 @@ pub fn prepare(
 }
 
 /// The component `path` names, in the store: a source directory built (see
-/// [`builder`]), a core module adapted (see [`crate::adapt`]), a component
+/// [`builder`]), a preview 1 core module as a command or adapted (see
+/// [`crate::adapt`]), a component
 /// file as it is. Builds report through `note`.
 pub fn store_component(
     path: &Path,
@@ -261,13 +262,21 @@ pub fn store_component(
             .map_err(|e| Error::Host(format!("storing {}: {e}", path.display())))?;
         let header = crate::adapt::header(&store.blob_path(&stored.digest))
             .map_err(|e| Error::Host(format!("reading {}: {e}", path.display())))?;
-        if crate::adapt::classify(&header) == crate::adapt::Binary::Module {
-            crate::adapt::adapt_stored(store, &stored.digest).map_err(|source| Error::Adapt {
-                path: path.to_path_buf(),
-                source,
-            })?
-        } else {
+        if crate::adapt::classify(&header) != crate::adapt::Binary::Module {
             stored
+        } else {
+            match crate::adapt::adapt_stored(store, &stored.digest) {
+                Ok(task) => task,
+                // Like any unloadable component, it fails its job alone:
+                // the runtime finds the module unusable and says why.
+                Err(crate::adapt::AdaptError::Invalid(_)) => stored,
+                Err(source) => {
+                    return Err(Error::Adapt {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            }
         }
     };
     Ok(ComponentRef {

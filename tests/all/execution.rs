@@ -63,7 +63,11 @@ fn a_core_module_is_rejected_with_a_reason() {
     let run = p.cairn(&["run", "wf.yaml"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("(instantiation)"), "{run:?}");
-    assert!(run.stderr.contains("it is a core module"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("a core module without `_start` is not a command"),
+        "{run:?}"
+    );
 }
 
 /// The bytes of a final output, found through the path `cairn run` printed.

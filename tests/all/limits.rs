@@ -150,7 +150,7 @@ fn bad_components_are_instantiation_errors() {
     );
     assert!(
         run.stderr.contains(
-            "failed   core (instantiation): not a WebAssembly component: it is a core module"
+            "failed   core (instantiation): a core module without `_start` is not a command"
         ),
         "{run:?}"
     );

@@ -1,9 +1,10 @@
 //! C tasks: every `*.c` in the directory, compiled by `clang
 //! --target=wasm32-wasi` against wasi-libc (or by `zig cc`, which carries
-//! its own), into a preview 1 core module that cairn adapts. Without `wit/`
-//! it is a command task (`main()`); with `wit/`, `wit-bindgen c` generates
-//! the world's bindings first and the module is built as a reactor whose
-//! component type wit-bindgen embeds: a typed task.
+//! its own), into a preview 1 core module. Without `wit/` it is a command
+//! task (`main()`, run as a preview 1 module); with `wit/`, `wit-bindgen c`
+//! generates the world's bindings first and the module is built as a
+//! reactor whose component type wit-bindgen embeds, which cairn adapts into
+//! a component: a typed task.
 
 use super::{BuildError, Job, Tools, run, tool_version, top_files, zig};
 use crate::store::Store;
@@ -16,7 +17,7 @@ fn wit_bindgen(tools: &Tools) -> Result<PathBuf, BuildError> {
     tools.require(
         WIT_BINDGEN,
         "c",
-        "`cargo install wit-bindgen-cli --version 0.43.0 --locked`",
+        "`cargo install wit-bindgen-cli --version 0.63.0 --locked --no-default-features --features c`",
     )
 }
 
@@ -70,7 +71,10 @@ pub(super) fn build(job: &Job) -> Result<PathBuf, BuildError> {
             cmd
         }
     };
-    cmd.args(["-O2", "-Wall"]).args(top_files(job.dir, "c"));
+    // -s: Debian's wasi-libc carries debug info that would triple the
+    // module's size; stripping keeps wit-bindgen's component-type section.
+    cmd.args(["-O2", "-Wall", "-s"])
+        .args(top_files(job.dir, "c"));
     if let Some(world) = &job.world {
         let generated = job.out.join("bindings");
         run(

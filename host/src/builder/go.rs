@@ -1,5 +1,5 @@
 //! Go tasks: `go build` with `GOOS=wasip1 GOARCH=wasm` (Go ≥ 1.21) makes a
-//! preview 1 command module, which cairn adapts. Only the standard library
+//! preview 1 command module. Only the standard library
 //! and vendored modules: builds never touch the network. Go's caches live
 //! in the store's build directory, not the user's home.
 

