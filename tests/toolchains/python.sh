@@ -22,23 +22,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -x "$bin/componentize-py" ] 
   exit 0
 fi
 
-python="${PYTHON:-python3}"
-if ! command -v "$python" >/dev/null; then
-  echo "python: '$python' not found; install Python 3.10+ (e.g. apt-get install python3 python3-venv) or set PYTHON=/path/to/python3" >&2
-  exit 1
-fi
-
-echo "python: installing $want into $venv"
-rm -rf "$venv"
-mkdir -p "$tools" "$bin"
-if ! "$python" -m venv "$venv"; then
-  echo "python: '$python -m venv' failed; install the venv module (e.g. apt-get install python3-venv) or set PYTHON to a Python that has it" >&2
-  exit 1
-fi
-if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "componentize-py==$version"; then
-  echo "python: pip could not install componentize-py==$version from PyPI; check network access to PyPI (pip config, proxy) and retry" >&2
-  exit 1
-fi
+# shellcheck source=pip-venv.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pip-venv.sh"
+pip_venv python "$venv" componentize-py "$version"
+mkdir -p "$bin"
 
 # A launcher script rather than a symlink: the venv's entry point resolves its
 # interpreter by absolute path, so exec'ing it from anywhere works.

@@ -23,23 +23,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -x "$bin/zig" ] \
   exit 0
 fi
 
-python="${PYTHON:-python3}"
-if ! command -v "$python" >/dev/null; then
-  echo "zig: '$python' not found; install Python 3 (e.g. apt-get install python3 python3-venv) or set PYTHON=/path/to/python3" >&2
-  exit 1
-fi
-
-echo "zig: installing $want into $venv"
-rm -rf "$venv"
-mkdir -p "$tools" "$bin"
-if ! "$python" -m venv "$venv"; then
-  echo "zig: '$python -m venv' failed; install the venv module (e.g. apt-get install python3-venv) or set PYTHON to a Python that has it" >&2
-  exit 1
-fi
-if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "ziglang==$version"; then
-  echo "zig: pip could not install ziglang==$version from PyPI; check network access to PyPI (pip config, proxy) and retry" >&2
-  exit 1
-fi
+# shellcheck source=pip-venv.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pip-venv.sh"
+pip_venv zig "$venv" ziglang "$version"
+mkdir -p "$bin"
 
 # `python -m ziglang` only execs the zig binary inside the package; the
 # launcher execs it directly (Zig finds its lib/ beside the binary).
