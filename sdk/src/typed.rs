@@ -24,8 +24,11 @@ pub use crate::bindings::cairn::task::context::Level;
 /// that reading holds a bounded amount of memory whatever the buffer size.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// The most bytes `blocking-write-and-flush` accepts in one call.
-const WRITE_CHUNK: usize = 4096;
+/// The most bytes one write to an artifact's stream passes to the host:
+/// large, because every call crosses into the host (`blocking-write-and-
+/// flush`'s 4096-byte limit made a 1 GiB artifact 262,144 calls), and
+/// bounded, because the bytes are copied out of guest memory at once.
+const WRITE_CHUNK: usize = 1 << 20;
 
 /// An artifact a task reads: an owned or borrowed [`ArtifactHandle`].
 ///
@@ -214,12 +217,11 @@ fn copy_chunk(chunk: &[u8], buf: &mut [u8]) -> io::Result<usize> {
 /// Builds a new artifact: bytes written go straight to the store.
 ///
 /// `Writer` implements [`Write`] over the writer's output stream (opened on
-/// the first write), passing at most 4096 bytes per host call (the limit of
-/// `blocking-write-and-flush`), so any amount of data can be written in
-/// bounded memory. Every write is flushed before it returns; wrap the
-/// writer in an [`io::BufWriter`] for many small writes (and flush that
-/// before [`finish`](Writer::finish), or call
-/// [`into_inner`](io::BufWriter::into_inner)).
+/// the first write), passing as much per host call as the stream's
+/// `check-write` permits (up to 1 MiB), so any amount of data can be
+/// written in bounded memory. Wrap the writer in an [`io::BufWriter`] for
+/// many small writes (and flush that before [`finish`](Writer::finish), or
+/// call [`into_inner`](io::BufWriter::into_inner)).
 ///
 /// [`Writer::finish`] seals the bytes into an artifact and returns its
 /// owned handle, ready to be returned by the task:
@@ -299,14 +301,25 @@ impl fmt::Debug for Writer {
 
 impl Write for Writer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let chunk = write_chunk(buf);
-        if chunk.is_empty() {
+        if buf.is_empty() {
             return Ok(0);
         }
         let writer = &self.writer;
         let stream = self.stream.get_or_insert_with(|| writer.stream());
+        // WASI's stream protocol: ask how much the host takes now, waiting
+        // until it takes something, then write at most that much.
+        let permit = loop {
+            let permit = stream
+                .check_write()
+                .map_err(|e| stream_error(e, "writing artifact"))?;
+            if permit > 0 {
+                break usize::try_from(permit).unwrap_or(usize::MAX);
+            }
+            stream.subscribe().block();
+        };
+        let chunk = write_chunk(buf, permit);
         stream
-            .blocking_write_and_flush(chunk)
+            .write(chunk)
             .map_err(|e| stream_error(e, "writing artifact"))?;
         self.written += chunk.len() as u64;
         Ok(chunk.len())
@@ -322,9 +335,9 @@ impl Write for Writer {
     }
 }
 
-/// The part of `buf` one `blocking-write-and-flush` call takes.
-fn write_chunk(buf: &[u8]) -> &[u8] {
-    &buf[..buf.len().min(WRITE_CHUNK)]
+/// The part of `buf` one write passes, given the host's `permit`.
+fn write_chunk(buf: &[u8], permit: usize) -> &[u8] {
+    &buf[..buf.len().min(permit).min(WRITE_CHUNK)]
 }
 
 /// An `io::Error` for a failed stream operation.
@@ -431,11 +444,12 @@ mod tests {
 
     #[test]
     fn writes_are_cut_into_chunks_the_host_accepts() {
-        assert!(write_chunk(&[]).is_empty());
-        assert_eq!(write_chunk(&[7; 10]), &[7; 10]);
-        assert_eq!(write_chunk(&[7; WRITE_CHUNK]).len(), WRITE_CHUNK);
-        assert_eq!(write_chunk(&[7; WRITE_CHUNK + 1]).len(), WRITE_CHUNK);
-        assert_eq!(write_chunk(&vec![7; 1 << 20]).len(), WRITE_CHUNK);
+        assert!(write_chunk(&[], 4096).is_empty());
+        assert_eq!(write_chunk(&[7; 10], 4096), &[7; 10]);
+        assert_eq!(write_chunk(&[7; 10], 3), &[7; 3]);
+        let big = vec![7; WRITE_CHUNK + 1];
+        assert_eq!(write_chunk(&big, usize::MAX).len(), WRITE_CHUNK);
+        assert_eq!(write_chunk(&big, 4096).len(), 4096);
     }
 
     #[test]
