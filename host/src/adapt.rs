@@ -156,11 +156,7 @@ pub fn adapt_stored(store: &Store, module: &Digest) -> Result<Stored, AdaptError
             size: bytes.len() as u64,
         },
     };
-    fs::create_dir_all(entry.parent().expect("has a parent"))?;
-    // Atomically: another run may be reading the index right now.
-    let mut tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
-    io::Write::write_all(&mut tmp, stored.digest.to_string().as_bytes())?;
-    tmp.persist(&entry).map_err(|e| e.error)?;
+    store.write_atomic(&entry, stored.digest.to_string().as_bytes())?;
     Ok(stored)
 }
 

@@ -7,7 +7,7 @@ use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -360,14 +360,10 @@ impl ActionCache for LocalCache {
     }
 
     fn insert(&self, key: &ActionKey, manifest: &Manifest) -> io::Result<()> {
-        let path = self.path(key);
-        fs::create_dir_all(path.parent().expect("cache paths have a parent"))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(self.store.root().join("tmp"))?;
-        tmp.write_all(&serde_json::to_vec(manifest)?)?;
         // Not fsynced: an entry lost or torn in a crash is a miss on the
         // next run, which is safe; the blobs it names are durable.
-        tmp.persist(&path).map_err(|e| e.error)?;
-        Ok(())
+        self.store
+            .write_atomic(&self.path(key), &serde_json::to_vec(manifest)?)
     }
 }
 

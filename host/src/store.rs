@@ -79,6 +79,17 @@ impl Store {
         &self.root
     }
 
+    /// Writes a small index or cache file under the store atomically (a
+    /// temp file in the store, renamed into place), creating its
+    /// directory, so a concurrent reader sees the old file or the new one,
+    /// never half of one. Not fsynced: such files are rebuilt when lost.
+    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        fs::create_dir_all(path.parent().expect("store files have a parent"))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        tmp.write_all(bytes)?;
+        tmp.persist(path).map(drop).map_err(|e| e.error)
+    }
+
     /// Where a blob lives (whether or not it is there).
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
         let hex = d.to_hex();

@@ -391,15 +391,10 @@ fn save(
     component: Digest,
 ) -> io::Result<()> {
     let record = BuildRecord::new(inputs, component)?;
-    let path = record_path(store, key);
-    fs::create_dir_all(path.parent().expect("has a parent"))?;
-    // Atomically: another process may be reading the index right now.
-    let mut tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
-    io::Write::write_all(
-        &mut tmp,
+    store.write_atomic(
+        &record_path(store, key),
         &serde_json::to_vec(&record).expect("serialisable"),
-    )?;
-    tmp.persist(&path).map(drop).map_err(|e| e.error)
+    )
 }
 
 /// What a build read, so the next run can tell whether it is still current
@@ -501,54 +496,61 @@ impl Tools {
     }
 }
 
-/// `tool args…`'s output (its version), kept in the store under a stamp of
-/// the executable so that a cached build does not start the tool.
+/// A toolchain's version as `ask` finds it, kept in the store under `stamp`
+/// (whatever decides which tool runs), so that a cached build starts no
+/// tool: starting one costs more than a whole cached run.
+fn remembered_version(
+    store: &Store,
+    stamp: &str,
+    ask: impl FnOnce() -> Result<String, BuildError>,
+) -> Result<String, BuildError> {
+    let entry = store
+        .root()
+        .join("build")
+        .join("toolchains")
+        .join(blake3::hash(stamp.as_bytes()).to_hex().as_str());
+    if let Ok(v) = fs::read_to_string(&entry) {
+        return Ok(v);
+    }
+    let version = ask()?;
+    // Only a cache: failing to write it costs a tool start next time.
+    let _ = store.write_atomic(&entry, version.as_bytes());
+    Ok(version)
+}
+
+/// `tool args…`'s output (its version), remembered under a stamp of the
+/// executable.
 fn tool_version(store: &Store, tool: &Path, args: &[&str]) -> Result<String, BuildError> {
     use std::os::unix::fs::MetadataExt;
     let real = fs::canonicalize(tool).unwrap_or_else(|_| tool.to_path_buf());
     let stamp = fs::metadata(&real)
         .map(|m| format!("{} {} {} {}", m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
         .unwrap_or_default();
-    let key = blake3::hash(
-        format!("{}\0{}\0{stamp}\0{args:?}", tool.display(), real.display()).as_bytes(),
-    );
-    let entry = store
-        .root()
-        .join("build")
-        .join("toolchains")
-        .join(key.to_hex().as_str());
-    if let Ok(v) = fs::read_to_string(&entry) {
-        return Ok(v);
-    }
-    let out = Command::new(tool)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| BuildError::MissingTool {
-            tool: tool.display().to_string(),
-            fix: format!("it could not be started: {e}"),
-        })?;
-    if !out.status.success() {
-        return Err(BuildError::MissingTool {
-            tool: tool.display().to_string(),
-            fix: format!(
-                "`{} {}` failed: {}",
-                tool.display(),
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    let mut version = String::from_utf8_lossy(&out.stdout).into_owned();
-    version.push_str(&String::from_utf8_lossy(&out.stderr));
-    let version = format!("{}: {}", tool.display(), version.trim());
-    // Only a cache: failing to write it costs a tool start next time.
-    let _ = fs::create_dir_all(entry.parent().expect("has a parent")).and_then(|()| {
-        let mut tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
-        io::Write::write_all(&mut tmp, version.as_bytes())?;
-        tmp.persist(&entry).map(drop).map_err(|e| e.error)
-    });
-    Ok(version)
+    let stamp = format!("{}\0{}\0{stamp}\0{args:?}", tool.display(), real.display());
+    remembered_version(store, &stamp, || {
+        let out = Command::new(tool)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| BuildError::MissingTool {
+                tool: tool.display().to_string(),
+                fix: format!("it could not be started: {e}"),
+            })?;
+        if !out.status.success() {
+            return Err(BuildError::MissingTool {
+                tool: tool.display().to_string(),
+                fix: format!(
+                    "`{} {}` failed: {}",
+                    tool.display(),
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+        let mut version = String::from_utf8_lossy(&out.stdout).into_owned();
+        version.push_str(&String::from_utf8_lossy(&out.stderr));
+        Ok(format!("{}: {}", tool.display(), version.trim()))
+    })
 }
 
 /// Runs a build command in `dir`; on failure, the error carries the tool's

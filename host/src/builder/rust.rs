@@ -2,7 +2,7 @@
 //! a command task, a cdylib for a typed task). The build's inputs come from
 //! cargo's own dep-info, so path dependencies and files macros read count.
 
-use super::{BuildError, current, io_err, save, store_product};
+use super::{BuildError, current, io_err, remembered_version, save, store_product};
 use crate::store::{Store, Stored};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -70,35 +70,21 @@ fn parse_dep_info(text: &str) -> Vec<PathBuf> {
 /// in the store under a stamp of everything that decides which rustc runs,
 /// and rustc is asked again only when that stamp changes.
 fn rustc_version(dir: &Path, store: &Store) -> Result<String, BuildError> {
-    let stamp = blake3::hash(toolchain_stamp(dir).as_bytes()).to_hex();
-    let entry = store
-        .root()
-        .join("build")
-        .join("toolchains")
-        .join(stamp.as_str());
-    if let Ok(v) = fs::read_to_string(&entry) {
-        return Ok(v);
-    }
-    let missing = |e: String| BuildError::MissingTool {
-        tool: "rustc".into(),
-        fix: format!("install Rust with rustup (https://rustup.rs): {}", e.trim()),
-    };
-    let out = Command::new("rustc")
-        .arg("-vV")
-        .current_dir(dir)
-        .output()
-        .map_err(|e| missing(e.to_string()))?;
-    if !out.status.success() {
-        return Err(missing(String::from_utf8_lossy(&out.stderr).into_owned()));
-    }
-    let version = String::from_utf8_lossy(&out.stdout).into_owned();
-    // Only a cache: failing to write it costs a rustc start next time.
-    let _ = fs::create_dir_all(entry.parent().expect("has a parent")).and_then(|()| {
-        let mut tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
-        std::io::Write::write_all(&mut tmp, version.as_bytes())?;
-        tmp.persist(&entry).map(drop).map_err(|e| e.error)
-    });
-    Ok(version)
+    remembered_version(store, &toolchain_stamp(dir), || {
+        let missing = |e: String| BuildError::MissingTool {
+            tool: "rustc".into(),
+            fix: format!("install Rust with rustup (https://rustup.rs): {}", e.trim()),
+        };
+        let out = Command::new("rustc")
+            .arg("-vV")
+            .current_dir(dir)
+            .output()
+            .map_err(|e| missing(e.to_string()))?;
+        if !out.status.success() {
+            return Err(missing(String::from_utf8_lossy(&out.stderr).into_owned()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    })
 }
 
 /// What decides which rustc runs in `dir`: rustup's environment and
