@@ -21,13 +21,35 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Val};
-use wasmtime::{Config, Engine, EngineWeak, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
+    ResourceLimiter, Store, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
 /// How often the epoch advances: the granularity of the time and output limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Instances alive at once per engine: the pooling allocator's slots. More
+/// jobs than this wait for a slot (see [`Runtime::run`]) instead of failing.
+const SLOTS: u32 = 32;
+
+/// What one slot holds at most. Generous, because the largest guests are
+/// interpreters: a componentize-py component is dozens of core instances
+/// sharing one memory and one function table of tens of thousands of entries.
+const CORE_INSTANCES_PER_SLOT: u32 = 64;
+const MEMORIES_PER_SLOT: u32 = 4;
+const TABLES_PER_SLOT: u32 = 8;
+const TABLE_ELEMENTS: usize = 1 << 18;
+
+/// Bytes of a slot's memory (and table) that stay resident when the
+/// instance is done: its dirty pages (found with `PAGEMAP_SCAN` where the
+/// kernel has it) are reset in place instead of being handed back to the
+/// kernel, so a small guest's next instance starts without page faults and
+/// the host without TLB shootdowns.
+const KEEP_RESIDENT: usize = 2 << 20;
 
 /// A component to run: where it is and what its bytes hash to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +240,8 @@ struct Flavor {
     p1_linker: wasmtime::Linker<JobState>,
     compiled_dir: PathBuf,
     loaded: Mutex<HashMap<Digest, Loaded>>,
+    /// Free slots of the engine's instance pool.
+    slots: tokio::sync::Semaphore,
 }
 
 impl Flavor {
@@ -232,6 +256,29 @@ impl Flavor {
         config.relaxed_simd_deterministic(true);
         // (Threads are compiled out: wasmtime is built without `threads`.)
         config.shared_memory(false);
+        // Instances come from a pool of preallocated slots, and memories
+        // start as copy-on-write mappings of the module's initial image:
+        // no mmap, munmap or TLB shootdown per job (the profile in
+        // bench/RESULTS.md showed those dominating a no-op task).
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(SLOTS)
+            .total_core_instances(SLOTS * CORE_INSTANCES_PER_SLOT)
+            .total_memories(SLOTS * MEMORIES_PER_SLOT)
+            .max_memories_per_module(MEMORIES_PER_SLOT)
+            .total_tables(SLOTS * TABLES_PER_SLOT)
+            .max_tables_per_module(TABLES_PER_SLOT)
+            .table_elements(TABLE_ELEMENTS)
+            .total_stacks(SLOTS)
+            // A wasm32 memory's whole range; the job's own limit is the
+            // `MemoryLimiter`'s.
+            .max_memory_size(4 << 30)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT)
+            .async_stack_keep_resident(64 << 10)
+            .pagemap_scan(Enabled::Auto);
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .memory_init_cow(true);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -254,6 +301,7 @@ impl Flavor {
             p1_linker,
             compiled_dir,
             loaded: Mutex::new(HashMap::new()),
+            slots: tokio::sync::Semaphore::new(SLOTS as usize),
         })
     }
 }
@@ -464,7 +512,14 @@ impl Runtime {
         limits: ExecLimits,
         output_usage: Box<dyn Fn() -> u64 + Send + Sync>,
     ) -> Result<(ExecStats, crate::task_host::Reported), Failure> {
-        let engine = self.flavor(limits.fuel.is_some())?.engine.clone();
+        let flavor = self.flavor(limits.fuel.is_some())?;
+        // Held until the store (declared after it) is dropped.
+        let _slot = flavor
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| Failure::host("waiting for an instance slot", e))?;
+        let engine = flavor.engine.clone();
         let (wasi, p1) = match wasi {
             Wasi::P2(ctx) => (ctx, None),
             Wasi::P1(ctx) => (WasiCtx::builder().build(), Some(ctx)),
