@@ -40,8 +40,6 @@ impl WasmExecutor {
         } else {
             req.action.inputs.clone()
         };
-        let mut dir =
-            JobDir::create(&self.store, &staged).map_err(|e| Failure::host("staging inputs", e))?;
         let settings = SandboxSettings {
             hermetic_seed: req.hermetic.then_some(req.key.0),
             log_limit: req.limits.log,
@@ -49,15 +47,17 @@ impl WasmExecutor {
             stdout_is_output: req.action.stdout.is_some(),
             preopens: typed.is_none(),
         };
+        let mut dir = JobDir::create(&self.store, &staged, &settings)
+            .map_err(|e| Failure::host("staging inputs", e))?;
         let mut wasi = dir
             .wasi(&req.name, &req.action.argv, &settings)
             .map_err(|e| Failure::host("preparing the sandbox", e))?;
         let task = TaskCtx::new(
             self.store.clone(),
-            dir.writer_dir(),
-            dir.task_log(),
+            Some(dir.task_log()),
             req.secrets.clone(),
         );
+        let output_usage = dir.output_usage(task.written());
         // A task may print a secret it was given; the stored log never shows it.
         dir.redact(req.secrets.values().cloned().collect());
         let started = Instant::now();
@@ -84,7 +84,7 @@ impl WasmExecutor {
         };
         let ran = self
             .runtime
-            .run(entry, wasi, task, req.limits, dir.output_usage())
+            .run(entry, wasi, task, req.limits, output_usage)
             .await;
         let exec_ms = started.elapsed().as_millis() as u64;
         let collected = ran

@@ -12,23 +12,27 @@ use std::io;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
-/// A job's private directory in the store's scratch space, removed on drop:
-/// `in/` (inputs, hard-linked from the store), `out/`, and the captured
-/// `stdout` and `stderr`.
+/// A job's sandbox on the host side. A command task gets a private
+/// directory in the store's scratch space, removed on drop: `in/` (inputs,
+/// hard-linked from the store), `out/`, and standard output when it is a
+/// declared output. Logs are kept in memory, within the log limit, so a
+/// typed task (which takes no files) touches no file system at all.
 pub struct JobDir {
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     redact: Vec<String>,
-    log: Option<Arc<Budget>>,
+    log: Arc<Budget>,
+    stdout: Option<Sink>,
     stdout_budget: Option<Arc<Budget>>,
-    log_stream: Option<CappedStream>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stored_logs: Mutex<Option<(Digest, Digest)>>,
 }
 
 /// How a job's sandbox behaves beyond its files.
@@ -58,31 +62,58 @@ pub struct Collected {
 }
 
 impl JobDir {
-    /// Creates the directory and links each input into `in/`: a blob as the
-    /// file `in/<name>`, a list as the directory `in/<name>/` holding `0`, `1`, ….
-    pub fn create(store: &Store, inputs: &BTreeMap<String, Value>) -> io::Result<JobDir> {
-        let dir = store.scratch("job-")?;
-        let job = JobDir {
+    /// The sandbox for a job with `settings`. With preopens, creates the
+    /// directory and links each input into `in/`: a blob as the file
+    /// `in/<name>`, a list as the directory `in/<name>/` holding `0`, `1`, ….
+    pub fn create(
+        store: &Store,
+        inputs: &BTreeMap<String, Value>,
+        settings: &SandboxSettings,
+    ) -> io::Result<JobDir> {
+        let dir = if settings.preopens || settings.stdout_is_output {
+            let dir = store.scratch("job-")?;
+            fs::create_dir(dir.path().join("in"))?;
+            fs::create_dir(dir.path().join("out"))?;
+            for (name, value) in inputs {
+                stage(store, value, &dir.path().join("in").join(name))?;
+            }
+            Some(dir)
+        } else {
+            None
+        };
+        let log = Arc::new(Budget::new(settings.log_limit, false));
+        // Standard output kept as an output counts against the output limit
+        // and stops the job there; as a log, it is truncated instead.
+        let (stdout, stdout_budget) = match &dir {
+            Some(d) if settings.stdout_is_output => {
+                let path = d.path().join("stdout");
+                let file = Arc::new(File::create(&path)?);
+                let budget = Arc::new(Budget::new(settings.output_limit, true));
+                (Some(Sink::File(file, path)), Some(budget))
+            }
+            _ => (None, None),
+        };
+        Ok(JobDir {
             dir,
             redact: Vec::new(),
-            log: None,
-            stdout_budget: None,
-            log_stream: None,
-        };
-        fs::create_dir(job.in_dir())?;
-        fs::create_dir(job.out_dir())?;
-        for (name, value) in inputs {
-            stage(store, value, &job.in_dir().join(name))?;
-        }
-        Ok(job)
+            log,
+            stdout: stdout.or_else(|| Some(Sink::Memory(Arc::default()))),
+            stdout_budget,
+            stderr: Arc::default(),
+            stored_logs: Mutex::new(None),
+        })
     }
 
-    fn in_dir(&self) -> PathBuf {
-        self.dir.path().join("in")
+    fn in_dir(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.path().join("in"))
     }
 
-    fn out_dir(&self) -> PathBuf {
-        self.dir.path().join("out")
+    fn out_dir(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.path().join("out"))
+    }
+
+    fn stdout_sink(&self) -> Sink {
+        self.stdout.clone().expect("set at creation")
     }
 
     /// The WASI context for this job, to build for WASI 0.2 or preview 1.
@@ -97,30 +128,14 @@ impl JobDir {
         argv: &[String],
         settings: &SandboxSettings,
     ) -> io::Result<WasiCtxBuilder> {
-        let stdout = Arc::new(File::create(self.dir.path().join("stdout"))?);
-        let stderr = Arc::new(File::create(self.dir.path().join("stderr"))?);
-        let stderr_file = stderr.clone();
-        let log = Arc::new(Budget::new(settings.log_limit, false));
-        // Standard output kept as an output counts against the output limit
-        // and stops the job there; as a log, it is truncated instead.
-        let out_budget = if settings.stdout_is_output {
-            Arc::new(Budget::new(settings.output_limit, true))
-        } else {
-            log.clone()
-        };
-        self.log = Some(log.clone());
-        self.stdout_budget = settings.stdout_is_output.then(|| out_budget.clone());
         let mut b = WasiCtxBuilder::new();
         b.arg(program)
             .args(argv)
             .stdout(CappedStream {
-                file: stdout,
-                budget: out_budget,
+                sink: self.stdout_sink(),
+                budget: self.stdout_budget.clone().unwrap_or(self.log.clone()),
             })
-            .stderr(CappedStream {
-                file: stderr,
-                budget: log,
-            })
+            .stderr(self.stderr_stream())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -136,58 +151,43 @@ impl JobDir {
                     seed[..16].try_into().expect("16 bytes"),
                 ));
         }
-        self.log_stream = self.log.clone().map(|budget| CappedStream {
-            file: stderr_file.clone(),
-            budget,
-        });
-        if settings.preopens {
+        if settings.preopens
+            && let (Some(input), Some(out)) = (self.in_dir(), self.out_dir())
+        {
             // Absolute guest paths: some toolchains (Go) resolve absolute paths
             // against preopens but not relative ones against `.`.
-            b.preopened_dir(self.in_dir(), "/in", FsPerms::ReadOnly)
+            b.preopened_dir(input, "/in", FsPerms::ReadOnly)
                 .map_err(io::Error::other)?;
-            b.preopened_dir(self.out_dir(), "/out", FsPerms::ReadWrite)
+            b.preopened_dir(out, "/out", FsPerms::ReadWrite)
                 .map_err(io::Error::other)?;
         }
         Ok(b)
     }
 
-    /// Where a typed task's artifact writers put their bytes: counted
-    /// against the output limit like a command task's `/out`.
-    pub fn writer_dir(&self) -> PathBuf {
-        self.out_dir()
+    fn stderr_stream(&self) -> CappedStream {
+        CappedStream {
+            sink: Sink::Memory(self.stderr.clone()),
+            budget: self.log.clone(),
+        }
     }
 
     /// The job's log, for `cairn:task/context.log` lines.
-    pub fn task_log(&self) -> Option<Box<dyn OutputStream>> {
-        self.log_stream
-            .clone()
-            .map(|s| Box::new(s) as Box<dyn OutputStream>)
+    pub fn task_log(&self) -> Box<dyn OutputStream> {
+        Box::new(self.stderr_stream())
     }
 
-    /// A function that measures the bytes written as outputs so far, for
-    /// the runtime to enforce the output limit while the job runs.
-    pub fn output_usage(&self) -> Box<dyn Fn() -> u64 + Send + Sync> {
+    /// A function that measures the bytes written as outputs so far
+    /// (`/out`, standard output kept as an output, and `written`: the
+    /// artifact writers' bytes), for the runtime to enforce the output
+    /// limit while the job runs.
+    pub fn output_usage(&self, written: Arc<AtomicU64>) -> Box<dyn Fn() -> u64 + Send + Sync> {
         let out = self.out_dir();
         let stdout = self.stdout_budget.clone();
-        Box::new(move || tree_size(&out) + stdout.as_ref().map_or(0, |b| b.used()))
-    }
-
-    /// Appends a marker to the log if the job wrote more than the log limit.
-    fn mark_truncation(&self) -> io::Result<()> {
-        if let Some(log) = &self.log
-            && log.used() > log.cap
-        {
-            let mut f = File::options()
-                .append(true)
-                .open(self.dir.path().join("stderr"))?;
-            writeln!(
-                f,
-                "\n[cairn: log truncated: the job wrote {} bytes of log, more than the limit of {}]",
-                log.used(),
-                log.cap
-            )?;
-        }
-        Ok(())
+        Box::new(move || {
+            out.as_deref().map_or(0, tree_size)
+                + stdout.as_ref().map_or(0, |b| b.used())
+                + written.load(Ordering::Relaxed)
+        })
     }
 
     /// Secret values to blank out of the job's log before it is stored.
@@ -195,30 +195,51 @@ impl JobDir {
         self.redact = values.into_iter().filter(|v| !v.is_empty()).collect();
     }
 
-    /// Moves the captured stdout and stderr into the store. Called on every
-    /// path, so a failed job keeps its log.
-    pub fn logs(&self, store: &Store) -> io::Result<(Digest, Digest)> {
-        self.mark_truncation()?;
-        for name in ["stdout", "stderr"] {
-            let path = self.dir.path().join(name);
-            if self.redact.is_empty() || !path.exists() {
-                continue;
-            }
-            let mut text = fs::read(&path)?;
-            for secret in &self.redact {
-                text = replace_all(&text, secret.as_bytes(), b"[secret]");
-            }
-            fs::write(&path, text)?;
+    /// A log as stored: secrets blanked out and, for standard error, a
+    /// marker if the job wrote more than the log limit.
+    fn finished_log(&self, bytes: &[u8], marked: bool) -> Vec<u8> {
+        let mut text = bytes.to_vec();
+        for secret in &self.redact {
+            text = replace_all(&text, secret.as_bytes(), b"[secret]");
         }
-        let take = |name: &str| -> io::Result<Digest> {
-            let p = self.dir.path().join(name);
-            if p.exists() {
-                Ok(store.put_owned_file(&p)?.digest)
-            } else {
-                Ok(store.put_bytes(b"")?.digest)
+        if marked && self.log.used() > self.log.cap {
+            text.extend_from_slice(
+                format!(
+                    "\n[cairn: log truncated: the job wrote {} bytes of log, more than the limit of {}]\n",
+                    self.log.used(),
+                    self.log.cap
+                )
+                .as_bytes(),
+            );
+        }
+        text
+    }
+
+    /// Puts the captured stdout and stderr into the store, once. Called on
+    /// every path, so a failed job keeps its log.
+    pub fn logs(&self, store: &Store) -> io::Result<(Digest, Digest)> {
+        let mut stored = self.stored_logs.lock().unwrap();
+        if let Some(logs) = *stored {
+            return Ok(logs);
+        }
+        let stdout = match self.stdout_sink() {
+            Sink::Memory(m) => {
+                store
+                    .put_bytes(&self.finished_log(&m.lock().unwrap(), false))?
+                    .digest
+            }
+            Sink::File(_, path) => {
+                if !self.redact.is_empty() {
+                    let text = self.finished_log(&fs::read(&path)?, false);
+                    fs::write(&path, text)?;
+                }
+                store.put_owned_file(&path)?.digest
             }
         };
-        Ok((take("stdout")?, take("stderr")?))
+        let stderr = self.finished_log(&self.stderr.lock().unwrap(), true);
+        let logs = (stdout, store.put_bytes(&stderr)?.digest);
+        *stored = Some(logs);
+        Ok(logs)
     }
 
     /// Collects the declared outputs from `out/` into the store, never
@@ -231,9 +252,11 @@ impl JobDir {
         stdout: Option<&str>,
     ) -> Result<Collected, Failure> {
         let mut values = BTreeMap::new();
-        for name in outputs {
-            let v = collect_one(store, &self.out_dir().join(name), name)?;
-            values.insert(name.clone(), v);
+        if let Some(out) = self.out_dir() {
+            for name in outputs {
+                let v = collect_one(store, &out.join(name), name)?;
+                values.insert(name.clone(), v);
+            }
         }
         let (out, err) = self
             .logs(store)
@@ -390,20 +413,34 @@ impl Budget {
     }
 }
 
-/// Standard output or error into a file, within a byte budget. A chatty
-/// job's log is cut at the limit (and marked) rather than the job killed.
+/// Where a job's standard stream goes: memory for a log (bounded by its
+/// budget), a file for standard output kept as an output.
+#[derive(Clone)]
+enum Sink {
+    Memory(Arc<Mutex<Vec<u8>>>),
+    File(Arc<File>, PathBuf),
+}
+
+/// Standard output or error, within a byte budget. A chatty job's log is
+/// cut at the limit (and marked) rather than the job killed.
 #[derive(Clone)]
 struct CappedStream {
-    file: Arc<File>,
+    sink: Sink,
     budget: Arc<Budget>,
 }
 
 impl CappedStream {
     fn write_bytes(&self, bytes: &[u8]) -> Result<(), StreamError> {
         let n = self.budget.admit(bytes.len())?;
-        (&*self.file)
-            .write_all(&bytes[..n])
-            .map_err(|e| StreamError::LastOperationFailed(wasmtime::format_err!(e)))
+        match &self.sink {
+            Sink::Memory(m) => {
+                m.lock().unwrap().extend_from_slice(&bytes[..n]);
+                Ok(())
+            }
+            Sink::File(f, _) => (&**f)
+                .write_all(&bytes[..n])
+                .map_err(|e| StreamError::LastOperationFailed(wasmtime::format_err!(e))),
+        }
     }
 }
 

@@ -108,6 +108,12 @@ impl Store {
             .tempdir_in(self.root.join("tmp"))
     }
 
+    /// A new file in the store's scratch space (same filesystem as the
+    /// blobs, so [`Store::adopt`] is a rename), removed on drop unless kept.
+    pub fn temp_file(&self) -> io::Result<tempfile::NamedTempFile> {
+        tempfile::NamedTempFile::new_in(self.root.join("tmp"))
+    }
+
     /// Puts bytes in the store.
     pub fn put_bytes(&self, bytes: &[u8]) -> io::Result<Stored> {
         let stored = Stored {

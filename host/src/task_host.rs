@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime_wasi::p2::{
@@ -51,10 +51,12 @@ pub struct WriterRes(Arc<Mutex<WriterInner>>);
 
 #[derive(Debug)]
 struct WriterInner {
-    file: File,
-    path: PathBuf,
+    /// Removed if the writer is dropped unfinished.
+    file: tempfile::NamedTempFile,
     hasher: blake3::Hasher,
     size: u64,
+    /// The job's bytes written through all its writers.
+    written: Arc<AtomicU64>,
 }
 
 impl WriterInner {
@@ -62,6 +64,8 @@ impl WriterInner {
         self.file.write_all(bytes)?;
         self.hasher.update(bytes);
         self.size += bytes.len() as u64;
+        self.written
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -78,8 +82,7 @@ pub struct Reported {
 /// The per-job state behind `cairn:task`.
 pub struct TaskCtx {
     store: Arc<Store>,
-    scratch: PathBuf,
-    next_writer: u64,
+    written: Arc<AtomicU64>,
     log: Option<Box<dyn OutputStream>>,
     secrets: BTreeMap<String, String>,
     /// What the task reported.
@@ -87,19 +90,23 @@ pub struct TaskCtx {
 }
 
 impl TaskCtx {
-    /// Context for one job: artifacts in `store`, writers' files in
-    /// `scratch` (on the store's filesystem), log lines to `log`, and only
-    /// the secrets the job declared.
+    /// The bytes written through the job's artifact writers so far, for
+    /// the output limit.
+    pub fn written(&self) -> Arc<AtomicU64> {
+        self.written.clone()
+    }
+
+    /// Context for one job: artifacts in `store` (writers' files in its
+    /// scratch space), log lines to `log`, and only the secrets the job
+    /// declared.
     pub fn new(
         store: Arc<Store>,
-        scratch: PathBuf,
         log: Option<Box<dyn OutputStream>>,
         secrets: BTreeMap<String, String>,
     ) -> Self {
         TaskCtx {
             store,
-            scratch,
-            next_writer: 0,
+            written: Arc::default(),
             log,
             secrets,
             reported: Reported::default(),
@@ -172,17 +179,11 @@ impl generated::cairn::task::artifacts::HostArtifact for TaskView<'_> {
 
 impl generated::cairn::task::artifacts::HostWriter for TaskView<'_> {
     fn new(&mut self) -> wasmtime::Result<Resource<WriterRes>> {
-        self.ctx.next_writer += 1;
-        let path = self
-            .ctx
-            .scratch
-            .join(format!("writer-{}", self.ctx.next_writer));
-        let file = File::create(&path).map_err(trap)?;
         let inner = WriterInner {
-            file,
-            path,
+            file: self.ctx.store.temp_file().map_err(trap)?,
             hasher: blake3::Hasher::new(),
             size: 0,
+            written: self.ctx.written.clone(),
         };
         Ok(self.table.push(WriterRes(Arc::new(Mutex::new(inner))))?)
     }
@@ -207,9 +208,11 @@ impl generated::cairn::task::artifacts::HostWriter for TaskView<'_> {
         };
         let inner = inner.into_inner().unwrap();
         let digest = Digest::from(inner.hasher.finalize());
-        inner.file.sync_all().map_err(trap)?;
-        drop(inner.file);
-        self.ctx.store.adopt(&inner.path, &digest).map_err(trap)?;
+        inner.file.as_file().sync_all().map_err(trap)?;
+        let path = inner.file.into_temp_path();
+        self.ctx.store.adopt(&path, &digest).map_err(trap)?;
+        // Renamed into the store: nothing left to remove.
+        path.keep().map_err(trap)?;
         Ok(self.table.push(ArtifactRes {
             digest,
             size: inner.size,
@@ -217,7 +220,7 @@ impl generated::cairn::task::artifacts::HostWriter for TaskView<'_> {
     }
 
     fn drop(&mut self, w: Resource<WriterRes>) -> wasmtime::Result<()> {
-        // An unfinished writer's bytes are discarded with the job's scratch space.
+        // An unfinished writer's file is removed when its last handle goes.
         self.table.delete(w)?;
         Ok(())
     }
