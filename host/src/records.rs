@@ -425,64 +425,82 @@ impl Records {
         })
     }
 
+    /// Runs one statement of a batch, prepared once per connection.
+    fn exec(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<usize, RecordError> {
+        tx.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute(params))
+            .map_err(|e| self.db(e))
+    }
+
     /// Applies a batch of updates in one transaction.
     fn apply(&self, run_id: &str, batch: &[Update]) -> Result<(), RecordError> {
         let mut conn = self.conn.lock().unwrap();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.db(e))?;
+        // A job that ends within the batch gets its final row directly:
+        // its `queued` and `running` states would be overwritten at once.
+        // (Not when an attempt failed: that row needs its `running` one.)
+        let mut ended = std::collections::HashSet::new();
+        let mut retried = std::collections::HashSet::new();
         for u in batch {
             match u {
+                Update::Done(job, ..) => ended.insert(*job),
+                Update::AttemptFailed(job, ..) => retried.insert(*job),
+                _ => false,
+            };
+        }
+        let superseded = |job: &usize| ended.contains(job) && !retried.contains(job);
+        for u in batch {
+            match u {
+                Update::Queued(job) | Update::Running(job, ..) if superseded(job) => {}
                 Update::Queued(job) => {
-                    tx.execute(
+                    self.exec(
+                        &tx,
                         "UPDATE jobs SET status = 'queued' WHERE run_id = ?1 AND job = ?2",
                         params![run_id, *job as i64],
-                    )
-                    .map_err(|e| self.db(e))?;
+                    )?;
                 }
                 Update::Running(job, attempt, at) => {
-                    tx.execute(
+                    self.exec(&tx,
                         "UPDATE jobs SET status = 'running', started_ms = COALESCE(started_ms, ?3) WHERE run_id = ?1 AND job = ?2",
-                        params![run_id, *job as i64, at],
-                    )
-                    .map_err(|e| self.db(e))?;
-                    tx.execute(
+                        params![run_id, *job as i64, at])?;
+                    self.exec(&tx,
                         "INSERT OR REPLACE INTO attempts (run_id, job, attempt, status, started_ms) VALUES (?1, ?2, ?3, 'running', ?4)",
-                        params![run_id, *job as i64, attempt, at],
-                    )
-                    .map_err(|e| self.db(e))?;
+                        params![run_id, *job as i64, attempt, at])?;
                 }
                 Update::AttemptFailed(job, attempt, f, at) => {
-                    tx.execute(
+                    self.exec(&tx,
                         "UPDATE attempts SET status = 'failed', ended_ms = ?4, failure_kind = ?5, failure = ?6
                          WHERE run_id = ?1 AND job = ?2 AND attempt = ?3",
-                        params![run_id, *job as i64, attempt, at, f.kind.as_str(), f.message],
-                    )
-                    .map_err(|e| self.db(e))?;
+                        params![run_id, *job as i64, attempt, at, f.kind.as_str(), f.message])?;
                 }
                 Update::Done(job, report, at) => {
                     self.record_done(&tx, run_id, *job, report, *at)?
                 }
                 Update::Inputs(inputs) => {
                     let json = serde_json::to_string(inputs).expect("serialisable");
-                    tx.execute(
+                    self.exec(
+                        &tx,
                         "UPDATE runs SET inputs = ?2 WHERE id = ?1",
                         params![run_id, json],
-                    )
-                    .map_err(|e| self.db(e))?;
+                    )?;
                 }
                 Update::End(status, error) => {
-                    tx.execute(
+                    self.exec(
+                        &tx,
                         "UPDATE runs SET status = ?2, ended_ms = ?3, error = ?4 WHERE id = ?1",
                         params![run_id, status.as_str(), now_ms(), error],
-                    )
-                    .map_err(|e| self.db(e))?;
+                    )?;
                     // Jobs that never got to run (the run ended early) are not pending forever.
-                    tx.execute(
+                    self.exec(&tx,
                         "UPDATE jobs SET status = 'not run' WHERE run_id = ?1 AND status IN ('pending', 'queued', 'running')",
-                        [run_id],
-                    )
-                    .map_err(|e| self.db(e))?;
+                        [run_id])?;
                 }
             }
         }
@@ -520,7 +538,7 @@ impl Records {
             }
         };
         let started = at - r.elapsed.as_millis() as i64;
-        tx.execute(
+        self.exec(tx,
             "UPDATE jobs SET status = ?3, cache_key = ?4, key_inputs = ?5, cached = ?6,
                  started_ms = COALESCE(started_ms, ?7), ended_ms = ?8, failure_kind = ?9, failure = ?10,
                  stdout = ?11, stderr = ?12, limits = ?13
@@ -539,39 +557,34 @@ impl Records {
                 logs.0.map(|d| d.to_hex()),
                 logs.1.map(|d| d.to_hex()),
                 r.limits.map(|l| serde_json::to_string(&l).expect("serialisable")),
-            ],
-        )
-        .map_err(|e| self.db(e))?;
+            ])?;
         if r.attempts > 0 {
             let peak = r.manifest.as_ref().map(|m| m.peak_memory as i64);
             let fuel = r.manifest.as_ref().and_then(|m| m.fuel).map(|f| f as i64);
-            tx.execute(
+            self.exec(tx,
                 "INSERT INTO attempts (run_id, job, attempt, status, started_ms, ended_ms, failure_kind, failure, peak_memory, fuel)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (run_id, job, attempt) DO UPDATE SET status = ?4, ended_ms = ?6,
                      failure_kind = ?7, failure = ?8, peak_memory = ?9, fuel = ?10",
-                params![run_id, job as i64, r.attempts, status, started, at, kind, message, peak, fuel],
-            )
-            .map_err(|e| self.db(e))?;
+                params![run_id, job as i64, r.attempts, status, started, at, kind, message, peak, fuel])?;
         }
         if let Some(m) = &r.manifest {
             for (name, step, value) in &m.reported.metrics {
-                tx.execute(
+                self.exec(tx,
                     "INSERT INTO metrics (run_id, job, name, step, value) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![run_id, job as i64, name, step.map(|s| s as i64), value],
-                )
-                .map_err(|e| self.db(e))?;
+                    params![run_id, job as i64, name, step.map(|s| s as i64), value])?;
             }
             for (key, value) in &m.reported.labels {
-                tx.execute(
+                self.exec(
+                    tx,
                     "INSERT INTO labels (run_id, job, key, value) VALUES (?1, ?2, ?3, ?4)",
                     params![run_id, job as i64, key, value],
-                )
-                .map_err(|e| self.db(e))?;
+                )?;
             }
         }
         for (name, value) in &r.outputs {
-            tx.execute(
+            self.exec(
+                tx,
                 "INSERT OR REPLACE INTO outputs (run_id, job, name, value) VALUES (?1, ?2, ?3, ?4)",
                 params![
                     run_id,
@@ -579,8 +592,7 @@ impl Records {
                     name,
                     serde_json::to_string(value).expect("serialisable")
                 ],
-            )
-            .map_err(|e| self.db(e))?;
+            )?;
         }
         Ok(())
     }
@@ -943,6 +955,10 @@ enum Update {
     End(RunStatus, Option<String>),
 }
 
+/// How long the records thread lets updates gather before it commits
+/// them: the most a crash can lose, and the most a run's end waits.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// An event sink that records a run: events go to a writer thread that
 /// commits each batch that has queued up in one transaction.
 pub struct Recorder {
@@ -958,6 +974,10 @@ impl Recorder {
             .name("cairn-records".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
+                    // Let a scheduling step's events gather: one transaction
+                    // for all of them, and senders that meet a sleeping
+                    // writer need not wake it.
+                    std::thread::sleep(BATCH_WINDOW);
                     let mut batch = vec![first];
                     batch.extend(rx.try_iter());
                     records.apply(&run_id, &batch)?;
