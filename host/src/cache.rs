@@ -314,6 +314,16 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The same outputs, logs and reports: only how it ran (time, memory,
+    /// fuel) may differ.
+    pub fn same_result(&self, other: &Manifest) -> bool {
+        self.format == other.format
+            && self.outputs == other.outputs
+            && self.stdout == other.stdout
+            && self.stderr == other.stderr
+            && self.reported == other.reported
+    }
+
     /// Every blob the manifest names.
     pub fn digests(&self) -> Vec<Digest> {
         let mut out: Vec<Digest> = self.outputs.values().flat_map(Value::digests).collect();
@@ -360,10 +370,23 @@ impl ActionCache for LocalCache {
     }
 
     fn insert(&self, key: &ActionKey, manifest: &Manifest) -> io::Result<()> {
+        let path = self.path(key);
+        // A rerun (`--no-cache`) that produced the same result keeps the
+        // entry: replacing a file costs far more than reading it.
+        if let Ok(bytes) = fs::read(&path)
+            && let Ok(old) = serde_json::from_slice::<Manifest>(&bytes)
+        {
+            if old.same_result(manifest) {
+                return Ok(());
+            }
+            // Renaming over a file makes ext4 write the new one out at once
+            // (`auto_da_alloc`); a missing entry is only a miss meanwhile.
+            let _ = fs::remove_file(&path);
+        }
         // Not fsynced: an entry lost or torn in a crash is a miss on the
         // next run, which is safe; the blobs it names are durable.
         self.store
-            .write_atomic(&self.path(key), &serde_json::to_vec(manifest)?)
+            .write_atomic(&path, &serde_json::to_vec(manifest)?)
     }
 }
 
