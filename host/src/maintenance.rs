@@ -286,6 +286,7 @@ pub fn gc(store: &Arc<Store>, records: &Records, keep: Keep) -> Result<GcReport,
             }
         }
     }
+    store.forget_seen();
     // Compiled code and build records of components that are gone.
     for dir in ["compiled", "build/index"] {
         for (path, name) in files_below(&store.root().join(dir))? {

@@ -18,7 +18,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The store's on-disk format; bumped on incompatible layout changes.
@@ -29,6 +29,41 @@ pub const STORE_VERSION: &str = "cairn-store 1";
 pub struct Store {
     root: PathBuf,
     files: Mutex<FileIndex>,
+    seen: Mutex<Seen>,
+}
+
+/// Blobs this process has put or read, with the bytes of small ones: a
+/// job's values are read by the next job from here, and blobs many jobs
+/// share (the empty log) are not put again each time.
+#[derive(Debug, Default)]
+struct Seen {
+    blobs: std::collections::HashMap<Digest, Option<Arc<[u8]>>>,
+    bytes: usize,
+}
+
+/// Blobs up to this size are kept in memory once seen…
+const SMALL_BLOB: usize = 4 << 10;
+/// …until they add up to this much.
+const SMALL_BLOBS_TOTAL: usize = 32 << 20;
+
+impl Seen {
+    fn add(&mut self, d: Digest, bytes: Option<&[u8]>) {
+        let keep =
+            bytes.filter(|b| b.len() <= SMALL_BLOB && self.bytes + b.len() <= SMALL_BLOBS_TOTAL);
+        match self.blobs.get_mut(&d) {
+            Some(Some(_)) => {}
+            Some(slot) => {
+                if let Some(b) = keep {
+                    self.bytes += b.len();
+                    *slot = Some(b.into());
+                }
+            }
+            None => {
+                self.bytes += keep.map_or(0, <[u8]>::len);
+                self.blobs.insert(d, keep.map(Arc::from));
+            }
+        }
+    }
 }
 
 /// A blob that was put in the store.
@@ -71,6 +106,7 @@ impl Store {
         Ok(Store {
             root,
             files: Mutex::new(files),
+            seen: Mutex::default(),
         })
     }
 
@@ -98,7 +134,14 @@ impl Store {
 
     /// True if the blob is present.
     pub fn contains(&self, d: &Digest) -> bool {
+        // Always asked of the disk: another process may have collected it.
         self.blob_path(d).is_file()
+    }
+
+    /// Forgets which blobs this process has seen: for maintenance, which
+    /// removes blobs behind the store's back.
+    pub fn forget_seen(&self) {
+        *self.seen.lock().unwrap() = Seen::default();
     }
 
     /// A fresh scratch directory on the store's filesystem, removed on drop.
@@ -120,11 +163,15 @@ impl Store {
             digest: Digest::of(bytes),
             size: bytes.len() as u64,
         };
-        if !self.contains(&stored.digest) {
+        // Blobs this process put already (every job's empty log) are not
+        // looked up again.
+        let seen = self.seen.lock().unwrap().blobs.contains_key(&stored.digest);
+        if !seen && !self.contains(&stored.digest) {
             let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
             tmp.write_all(bytes)?;
             self.commit(tmp.into_temp_path().as_ref(), &stored.digest, tmp_file_sync)?;
         }
+        self.seen.lock().unwrap().add(stored.digest, Some(bytes));
         Ok(stored)
     }
 
@@ -236,6 +283,9 @@ impl Store {
 
     /// Reads a whole blob, checking its digest as it leaves the store.
     pub fn read(&self, d: &Digest) -> io::Result<Vec<u8>> {
+        if let Some(Some(bytes)) = self.seen.lock().unwrap().blobs.get(d) {
+            return Ok(bytes.to_vec());
+        }
         let bytes = fs::read(self.blob_path(d))?;
         if Digest::of(&bytes) != *d {
             return Err(io::Error::new(
@@ -243,6 +293,7 @@ impl Store {
                 format!("blob {d} is corrupt: its bytes no longer match its digest"),
             ));
         }
+        self.seen.lock().unwrap().add(*d, Some(&bytes));
         Ok(bytes)
     }
 
@@ -423,6 +474,8 @@ mod tests {
         let p = store.blob_path(&s.digest);
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(&p, b"evil").unwrap();
+        // A later process (this one remembers the bytes it wrote).
+        let store = Store::open(dir.path()).unwrap();
         assert_eq!(
             store.read(&s.digest).unwrap_err().kind(),
             io::ErrorKind::InvalidData
