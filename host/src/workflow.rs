@@ -517,7 +517,7 @@ pub fn start(
     let rt = tokio::runtime::Builder::new_multi_thread()
         // Wasm runs on the async workers; one more keeps the scheduler
         // responsive while every job slot is busy.
-        .worker_threads(opts.jobs + 1)
+        .worker_threads(opts.jobs)
         .enable_all()
         .build()
         .map_err(|e| Error::Host(format!("starting the async runtime: {e}")))?;
