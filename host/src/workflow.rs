@@ -515,9 +515,10 @@ pub fn start(
 ) -> Result<Started, Error> {
     let (store, runtime) = open(store_dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        // Wasm runs on the async workers; one more keeps the scheduler
-        // responsive while every job slot is busy.
-        .worker_threads(opts.jobs)
+        // Wasm runs on the async workers, one per job slot. Not one more
+        // for the scheduler: an idle extra worker is woken and parked
+        // again at every hop of a chain (bench/RESULTS.md).
+        .worker_threads(opts.jobs.max(1))
         .enable_all()
         .build()
         .map_err(|e| Error::Host(format!("starting the async runtime: {e}")))?;
