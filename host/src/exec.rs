@@ -52,11 +52,7 @@ impl WasmExecutor {
         let mut wasi = dir
             .wasi(&req.name, &req.action.argv, &settings)
             .map_err(|e| Failure::host("preparing the sandbox", e))?;
-        let task = TaskCtx::new(
-            self.store.clone(),
-            Some(dir.task_log()),
-            req.secrets.clone(),
-        );
+        let task = TaskCtx::new(self.store.clone(), dir.task_log(), req.secrets.clone());
         let output_usage = dir.output_usage(task.written());
         // A task may print a secret it was given; the stored log never shows it.
         dir.redact(req.secrets.values().cloned().collect());

@@ -29,7 +29,7 @@ pub struct JobDir {
     dir: Option<tempfile::TempDir>,
     redact: Vec<String>,
     log: Arc<Budget>,
-    stdout: Option<Sink>,
+    stdout: Sink,
     stdout_budget: Option<Arc<Budget>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     stored_logs: Mutex<Option<(Digest, Digest)>>,
@@ -97,7 +97,7 @@ impl JobDir {
             dir,
             redact: Vec::new(),
             log,
-            stdout: stdout.or_else(|| Some(Sink::Memory(Arc::default()))),
+            stdout: stdout.unwrap_or_else(|| Sink::Memory(Arc::default())),
             stdout_budget,
             stderr: Arc::default(),
             stored_logs: Mutex::new(None),
@@ -110,10 +110,6 @@ impl JobDir {
 
     fn out_dir(&self) -> Option<PathBuf> {
         self.dir.as_ref().map(|d| d.path().join("out"))
-    }
-
-    fn stdout_sink(&self) -> Sink {
-        self.stdout.clone().expect("set at creation")
     }
 
     /// The WASI context for this job, to build for WASI 0.2 or preview 1.
@@ -132,7 +128,7 @@ impl JobDir {
         b.arg(program)
             .args(argv)
             .stdout(CappedStream {
-                sink: self.stdout_sink(),
+                sink: self.stdout.clone(),
                 budget: self.stdout_budget.clone().unwrap_or(self.log.clone()),
             })
             .stderr(self.stderr_stream())
@@ -222,7 +218,7 @@ impl JobDir {
         if let Some(logs) = *stored {
             return Ok(logs);
         }
-        let stdout = match self.stdout_sink() {
+        let stdout = match &self.stdout {
             Sink::Memory(m) => {
                 store
                     .put_bytes(&self.finished_log(&m.lock().unwrap(), false))?
@@ -230,10 +226,10 @@ impl JobDir {
             }
             Sink::File(_, path) => {
                 if !self.redact.is_empty() {
-                    let text = self.finished_log(&fs::read(&path)?, false);
-                    fs::write(&path, text)?;
+                    let text = self.finished_log(&fs::read(path)?, false);
+                    fs::write(path, text)?;
                 }
-                store.put_owned_file(&path)?.digest
+                store.put_owned_file(path)?.digest
             }
         };
         let stderr = self.finished_log(&self.stderr.lock().unwrap(), true);

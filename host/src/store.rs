@@ -47,22 +47,15 @@ const SMALL_BLOB: usize = 4 << 10;
 const SMALL_BLOBS_TOTAL: usize = 32 << 20;
 
 impl Seen {
-    fn add(&mut self, d: Digest, bytes: Option<&[u8]>) {
-        let keep =
-            bytes.filter(|b| b.len() <= SMALL_BLOB && self.bytes + b.len() <= SMALL_BLOBS_TOTAL);
-        match self.blobs.get_mut(&d) {
-            Some(Some(_)) => {}
-            Some(slot) => {
-                if let Some(b) = keep {
-                    self.bytes += b.len();
-                    *slot = Some(b.into());
-                }
-            }
-            None => {
-                self.bytes += keep.map_or(0, <[u8]>::len);
-                self.blobs.insert(d, keep.map(Arc::from));
-            }
+    fn add(&mut self, d: Digest, bytes: &[u8]) {
+        if self.blobs.contains_key(&d) {
+            return;
         }
+        let keep = bytes.len() <= SMALL_BLOB && self.bytes + bytes.len() <= SMALL_BLOBS_TOTAL;
+        if keep {
+            self.bytes += bytes.len();
+        }
+        self.blobs.insert(d, keep.then(|| Arc::from(bytes)));
     }
 }
 
@@ -121,7 +114,7 @@ impl Store {
     /// never half of one. Not fsynced: such files are rebuilt when lost.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         fs::create_dir_all(path.parent().expect("store files have a parent"))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        let mut tmp = self.temp_file()?;
         tmp.write_all(bytes)?;
         tmp.persist(path).map(drop).map_err(|e| e.error)
     }
@@ -167,11 +160,11 @@ impl Store {
         // looked up again.
         let seen = self.seen.lock().unwrap().blobs.contains_key(&stored.digest);
         if !seen && !self.contains(&stored.digest) {
-            let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+            let mut tmp = self.temp_file()?;
             tmp.write_all(bytes)?;
             self.commit(tmp.into_temp_path().as_ref(), &stored.digest, tmp_file_sync)?;
         }
-        self.seen.lock().unwrap().add(stored.digest, Some(bytes));
+        self.seen.lock().unwrap().add(stored.digest, bytes);
         Ok(stored)
     }
 
@@ -216,7 +209,7 @@ impl Store {
             return Ok(stored);
         }
         let mut src = File::open(path)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        let mut tmp = self.temp_file()?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;
@@ -252,7 +245,7 @@ impl Store {
         }
         let mut seed = [0u8; 32];
         File::open("/dev/urandom")?.read_exact(&mut seed)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        let mut tmp = self.temp_file()?;
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o600))?;
         tmp.write_all(&seed)?;
         // Another process may have made one meanwhile: keep whichever landed first.
@@ -273,7 +266,7 @@ impl Store {
             return Ok(());
         }
         let json = serde_json::to_vec(&files.entries)?;
-        let tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))?;
+        let tmp = self.temp_file()?;
         fs::write(tmp.path(), json)?;
         tmp.persist(self.root.join("files.json"))
             .map_err(|e| e.error)?;
@@ -293,7 +286,7 @@ impl Store {
                 format!("blob {d} is corrupt: its bytes no longer match its digest"),
             ));
         }
-        self.seen.lock().unwrap().add(*d, Some(&bytes));
+        self.seen.lock().unwrap().add(*d, &bytes);
         Ok(bytes)
     }
 

@@ -83,7 +83,7 @@ pub struct Reported {
 pub struct TaskCtx {
     store: Arc<Store>,
     written: Arc<AtomicU64>,
-    log: Option<Box<dyn OutputStream>>,
+    log: Box<dyn OutputStream>,
     secrets: BTreeMap<String, String>,
     /// What the task reported.
     pub reported: Reported,
@@ -101,7 +101,7 @@ impl TaskCtx {
     /// declared.
     pub fn new(
         store: Arc<Store>,
-        log: Option<Box<dyn OutputStream>>,
+        log: Box<dyn OutputStream>,
         secrets: BTreeMap<String, String>,
     ) -> Self {
         TaskCtx {
@@ -235,10 +235,11 @@ impl generated::cairn::task::context::Host for TaskView<'_> {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        if let Some(log) = &mut self.ctx.log {
-            // Over the log limit the stream drops bytes; it never fails the task.
-            let _ = log.write(Bytes::from(format!("[{tag}] {message}\n")));
-        }
+        // Over the log limit the stream drops bytes; it never fails the task.
+        let _ = self
+            .ctx
+            .log
+            .write(Bytes::from(format!("[{tag}] {message}\n")));
         Ok(())
     }
 
