@@ -703,20 +703,17 @@ fn results(store_dir: &Path, run: &str, wait: Wait, all: bool, json: bool) -> Qu
         return Ok(exit_for(&row));
     }
     outln!("run {}  {}", row.id, row.status);
-    let store = Store::open(store_dir).map_err(|e| QueryError::Host(e.to_string()))?;
+    let blobs = blobs_dir(store_dir);
     let mut lines = Vec::new();
     for o in &outputs {
-        output_lines(
+        write_output_lines(
+            &mut lines,
             &format!("{}.{}", o.job, o.name),
             &o.value,
-            &store,
-            store_dir,
-            &mut lines,
+            &blobs,
         );
     }
-    for l in lines {
-        outln!("  {l}");
-    }
+    let _ = std::io::stdout().lock().write_all(&lines);
     Ok(exit_for(&row))
 }
 
@@ -1273,18 +1270,19 @@ fn run(args: RunArgs) -> i32 {
         let _ = std::io::stdout().flush();
     }
     let ticker = printer.clone().start_ticker(&plan);
-    let result = started.join();
+    // The process exits right after: no need to wait for the teardown.
+    let result = started.wait();
     ticker.stop();
     match result {
         Ok(report) => {
             if !args.detached_child {
-                printer.summary(&plan, &report, &store, &store_dir);
+                printer.summary(&plan, &report, &store_dir);
             }
-            if report.success() {
-                EXIT_OK
-            } else {
-                EXIT_JOB_FAILED
-            }
+            let ok = report.success();
+            // The process exits next, and the OS frees the report at once;
+            // freeing it piece by piece takes 15 ms at 10,000 jobs.
+            std::mem::forget(report);
+            if ok { EXIT_OK } else { EXIT_JOB_FAILED }
         }
         Err(e) => report_error(&e),
     }
@@ -1474,7 +1472,7 @@ impl Printer {
         st.status_shown = true;
     }
 
-    fn summary(&self, plan: &Plan, report: &RunReport, store: &Store, store_dir: &Path) {
+    fn summary(&self, plan: &Plan, report: &RunReport, store_dir: &Path) {
         let executed = report.count(|s| *s == JobStatus::Executed);
         let cached = report.count(|s| *s == JobStatus::Cached);
         let failed = report.count(|s| matches!(s, JobStatus::Failed(_)));
@@ -1493,53 +1491,44 @@ impl Printer {
                 consumed[d] = true;
             }
         }
+        let blobs = blobs_dir(store_dir);
         let mut lines = Vec::new();
         for (job, r) in plan.jobs.iter().zip(&report.jobs) {
             if consumed[job.id] || !r.status.is_success() {
                 continue;
             }
             for (name, value) in &r.outputs {
-                output_lines(
-                    &format!("{}.{name}", job.name),
-                    value,
-                    store,
-                    store_dir,
-                    &mut lines,
-                );
+                write_output_lines(&mut lines, &format!("{}.{name}", job.name), value, &blobs);
             }
         }
         if !lines.is_empty() {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "outputs:");
-            for l in lines {
-                let _ = writeln!(out, "  {l}");
+            let _ = out.write_all(b"outputs:\n");
+            let _ = out.write_all(&lines);
+        }
+    }
+}
+
+/// Writes one line per blob of `value`: its label, digest, size and path
+/// under `blobs`, the store's blob directory as the user named it.
+fn write_output_lines(out: &mut Vec<u8>, label: &str, value: &Value, blobs: &str) {
+    match value {
+        Value::Blob { digest, size } => {
+            let hex = digest.to_hex();
+            let (dir, file) = hex.split_at(2);
+            let _ = writeln!(out, "  {label}  {hex}  {size} B  {blobs}/{dir}/{file}");
+        }
+        Value::List(items) => {
+            for (i, v) in items.iter().enumerate() {
+                write_output_lines(out, &format!("{label}[{i}]"), v, blobs);
             }
         }
     }
 }
 
-fn output_lines(
-    label: &str,
-    value: &Value,
-    store: &Store,
-    store_dir: &Path,
-    out: &mut Vec<String>,
-) {
-    match value {
-        Value::Blob { digest, size } => {
-            let rel = store
-                .blob_path(digest)
-                .strip_prefix(store.root())
-                .map(|p| store_dir.join(p))
-                .unwrap_or_else(|_| store.blob_path(digest));
-            out.push(format!("{label}  {digest}  {size} B  {}", rel.display()));
-        }
-        Value::List(items) => {
-            for (i, v) in items.iter().enumerate() {
-                output_lines(&format!("{label}[{i}]"), v, store, store_dir, out);
-            }
-        }
-    }
+/// The store's blob directory as the user named the store, for output lines.
+fn blobs_dir(store_dir: &Path) -> String {
+    store_dir.join("blobs").display().to_string()
 }
 
 fn terminal_width() -> usize {

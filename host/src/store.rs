@@ -182,14 +182,19 @@ impl Store {
         Ok(Stored { digest, size })
     }
 
-    /// Moves a file cairn owns, whose digest was computed while it was
-    /// written (and which the caller has synced), into the store.
-    pub fn adopt(&self, path: &Path, digest: &Digest) -> io::Result<()> {
+    /// Moves a scratch file whose digest was computed while it was written
+    /// into the store, fsyncing it first. A blob the store already holds
+    /// (a rerun's output) is not synced at all: the file is just removed,
+    /// often before the kernel has written any of it out.
+    pub fn adopt(&self, file: tempfile::NamedTempFile, digest: &Digest) -> io::Result<()> {
         if self.contains(digest) {
-            fs::remove_file(path)
-        } else {
-            self.commit(path, digest, |_| Ok(()))
+            return file.close();
         }
+        file.as_file().sync_all()?;
+        let path = file.into_temp_path();
+        self.commit(&path, digest, |_| Ok(()))?;
+        // Renamed into the store: nothing left to remove.
+        path.keep().map(drop).map_err(|e| e.error)
     }
 
     /// Copies a host file into the store, hashing while copying. Files seen

@@ -208,11 +208,7 @@ impl generated::cairn::task::artifacts::HostWriter for TaskView<'_> {
         };
         let inner = inner.into_inner().unwrap();
         let digest = Digest::from(inner.hasher.finalize());
-        inner.file.as_file().sync_all().map_err(trap)?;
-        let path = inner.file.into_temp_path();
-        self.ctx.store.adopt(&path, &digest).map_err(trap)?;
-        // Renamed into the store: nothing left to remove.
-        path.keep().map_err(trap)?;
+        self.ctx.store.adopt(inner.file, &digest).map_err(trap)?;
         Ok(self.table.push(ArtifactRes {
             digest,
             size: inner.size,
