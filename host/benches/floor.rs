@@ -155,7 +155,8 @@ fn cairn_steady_state(root: &Path, scratch: &Path) -> Vec<Duration> {
         .enable_all()
         .build()
         .unwrap();
-    let prepared = workflow::prepare(&loaded, &store, &runtime, &rt, &mut |_| {}).unwrap();
+    let prepared =
+        Arc::new(workflow::prepare(&loaded, &store, &runtime, &rt, &mut |_| {}).unwrap());
     let records = Arc::new(Records::open(store.root()).unwrap());
     let opts = cairn::scheduler::RunOptions {
         jobs: 1,

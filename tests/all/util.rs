@@ -147,7 +147,8 @@ pub fn run_library(
         .enable_all()
         .build()
         .unwrap();
-    let prepared = cairn::workflow::prepare(&loaded, &store, &runtime, &rt, &mut |_| {}).unwrap();
+    let prepared =
+        Arc::new(cairn::workflow::prepare(&loaded, &store, &runtime, &rt, &mut |_| {}).unwrap());
     let recorder = Arc::new(Recorder::default());
     let opts = RunOptions {
         jobs,
