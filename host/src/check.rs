@@ -210,7 +210,7 @@ pub fn check(plan: &Plan, kinds: &[TaskKind], source: &Source) -> Result<Vec<Cal
                     }
                 }
                 calls.push(Call::Typed(TypedCall {
-                    sig: std::sync::Arc::new(sig.clone()),
+                    sig: sig.clone(),
                     literals,
                     sources,
                 }));

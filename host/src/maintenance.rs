@@ -85,7 +85,7 @@ pub async fn verify_run(
             typed: match &action.call {
                 None => None,
                 Some(call) => match runtime.inspect(&component, Some(call)).await {
-                    Ok(crate::typed::TaskKind::Typed(sig)) => Some(Arc::new(sig)),
+                    Ok(crate::typed::TaskKind::Typed(sig)) => Some(sig),
                     Ok(_) | Err(_) => {
                         verdicts.push((
                             i,

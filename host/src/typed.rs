@@ -7,6 +7,7 @@
 use crate::diag::{Diagnostic, Span};
 use crate::yaml::{Kind, Node};
 use serde_json::{Map, Value as Json};
+use std::sync::Arc;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, Type, Val};
 
@@ -15,8 +16,9 @@ use wasmtime::component::{Component, Type, Val};
 pub enum TaskKind {
     /// A `wasi:cli/command`: argv in, files in `/in` and `/out`.
     Command,
-    /// A typed task: one exported function.
-    Typed(Signature),
+    /// A typed task: one exported function (shared by every job that
+    /// calls it: a wide run has thousands).
+    Typed(Arc<Signature>),
     /// The component cannot be loaded (not a component, an import the host
     /// lacks, no usable export). `cairn check` reports it; `cairn run` lets
     /// that job fail alone, classified, while the others run.
@@ -134,11 +136,11 @@ pub fn task_kind(
             "`{name}` returns several values; a task returns one (a record for several outputs)"
         ));
     }
-    Ok(TaskKind::Typed(Signature {
+    Ok(TaskKind::Typed(Arc::new(Signature {
         export: name.clone(),
         params: f.params().map(|(n, t)| (n.to_string(), t)).collect(),
         result,
-    }))
+    })))
 }
 
 fn list(names: &[&str]) -> String {
