@@ -162,7 +162,7 @@ impl Store {
         if !seen && !self.contains(&stored.digest) {
             let mut tmp = self.temp_file()?;
             tmp.write_all(bytes)?;
-            self.commit(tmp.into_temp_path().as_ref(), &stored.digest, tmp_file_sync)?;
+            self.commit_temp(tmp, &stored.digest)?;
         }
         self.seen.lock().unwrap().add(stored.digest, bytes);
         Ok(stored)
@@ -177,7 +177,8 @@ impl Store {
         if self.contains(&digest) {
             fs::remove_file(path)?;
         } else {
-            self.commit(path, &digest, |p| File::open(p)?.sync_all())?;
+            File::open(path)?.sync_all()?;
+            self.commit(path, &digest)?;
         }
         Ok(Stored { digest, size })
     }
@@ -190,11 +191,7 @@ impl Store {
         if self.contains(digest) {
             return file.close();
         }
-        file.as_file().sync_all()?;
-        let path = file.into_temp_path();
-        self.commit(&path, digest, |_| Ok(()))?;
-        // Renamed into the store: nothing left to remove.
-        path.keep().map(drop).map_err(|e| e.error)
+        self.commit_temp(file, digest)
     }
 
     /// Copies a host file into the store, hashing while copying. Files seen
@@ -232,7 +229,7 @@ impl Store {
             size,
         };
         if !self.contains(&stored.digest) {
-            self.commit(tmp.into_temp_path().as_ref(), &stored.digest, tmp_file_sync)?;
+            self.commit_temp(tmp, &stored.digest)?;
         }
         self.files.lock().unwrap().insert(abs, stamp, stored);
         Ok(stored)
@@ -306,23 +303,24 @@ impl Store {
         }
     }
 
-    /// fsyncs `path`, makes it read-only and renames it to the blob's place.
-    fn commit(
-        &self,
-        path: &Path,
-        d: &Digest,
-        sync: impl Fn(&Path) -> io::Result<()>,
-    ) -> io::Result<()> {
-        sync(path)?;
+    /// Makes a scratch file the blob `d`: fsyncs it through its open
+    /// handle, then [`Store::commit`]s it.
+    fn commit_temp(&self, tmp: tempfile::NamedTempFile, d: &Digest) -> io::Result<()> {
+        tmp.as_file().sync_all()?;
+        let path = tmp.into_temp_path();
+        self.commit(&path, d)?;
+        // Renamed into the store: nothing is left at the temp path to remove.
+        path.keep().map(drop).map_err(|e| e.error)
+    }
+
+    /// Makes `path`, which the caller has fsynced, read-only and renames it
+    /// to the blob's place: a blob is durable before it has its name.
+    fn commit(&self, path: &Path, d: &Digest) -> io::Result<()> {
         fs::set_permissions(path, fs::Permissions::from_mode(0o444))?;
         let dest = self.blob_path(d);
         fs::create_dir_all(dest.parent().expect("blob paths have a parent"))?;
         fs::rename(path, &dest)
     }
-}
-
-fn tmp_file_sync(p: &Path) -> io::Result<()> {
-    File::open(p)?.sync_all()
 }
 
 fn hash_file(path: &Path, hasher: &mut blake3::Hasher) -> io::Result<u64> {
