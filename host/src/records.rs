@@ -358,8 +358,8 @@ impl Records {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db)?;
         // The last connection to close would copy the whole log into the
-        // database and fsync it: 20 ms at the end of a 10,000-job run, paid
-        // by every short command. Commits already checkpoint every 1,000
+        // database and fsync it: 7–10 ms at the end of a 10,000-job run,
+        // and paid by every short command. Commits already checkpoint every 1,000
         // pages, and the next opener reads the log as it is.
         conn.set_db_config(
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,

@@ -502,17 +502,9 @@ pub struct Started {
 }
 
 impl Started {
-    /// Waits for the run to end and its thread to release everything it
-    /// held (the engine, its instance pool, the run's state).
-    pub fn join(self) -> Result<RunReport, Error> {
-        let report = self.report.recv();
-        self.thread.join().expect("the run thread does not panic");
-        report.expect("the run thread reports before it ends")
-    }
-
-    /// Waits for the run to end and be recorded, but not for its thread to
-    /// release what it held: for a caller about to exit the process, which
-    /// frees all of it at once.
+    /// Waits for the run to end and be recorded. Its thread then releases
+    /// what it held (the engine, its instance pool, the run's state) on its
+    /// own: a caller about to exit need not wait for that.
     pub fn wait(self) -> Result<RunReport, Error> {
         match self.report.recv() {
             Ok(report) => report,
