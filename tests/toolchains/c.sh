@@ -72,7 +72,10 @@ fi
 ln -sfn /usr/bin/clang "$bin/clang"
 ln -sfn /usr/bin/wasm-ld "$bin/wasm-ld"
 
-if ! "$bin/wit-bindgen" --version 2>/dev/null | grep -q " $wit_bindgen_version\b"; then
+# Captured, not piped: under pipefail, `grep -q` may exit before the writer
+# is done and fail the pipeline with SIGPIPE.
+have="$("$bin/wit-bindgen" --version 2>/dev/null || true)"
+if ! grep -q " $wit_bindgen_version\b" <<<"$have"; then
   echo "c: building wit-bindgen-cli $wit_bindgen_version with cargo (a few minutes on 2 cores)"
   if ! command -v cargo >/dev/null; then
     echo "c: cargo not found; install Rust (rustup), then rerun $0" >&2

