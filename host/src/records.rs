@@ -100,6 +100,17 @@ const MIGRATIONS: &[&str] = &[
     // `previous_job` (for `cairn why`), finds the run first and then scans
     // that run's jobs, which is fast enough for a command people type.
     "DROP INDEX IF EXISTS jobs_by_name;",
+    // 4: what went into each action key, once per key. Every run wrote it
+    // into each job's row, as JSON of about 2 KB, although the key names it
+    // exactly: a rerun wrote the same text again for every job, and it was
+    // most of what the records thread wrote and most of the database.
+    "
+    CREATE TABLE actions (key TEXT PRIMARY KEY, inputs TEXT NOT NULL) WITHOUT ROWID;
+    INSERT OR IGNORE INTO actions (key, inputs)
+        SELECT cache_key, key_inputs FROM jobs
+        WHERE cache_key IS NOT NULL AND key_inputs IS NOT NULL;
+    ALTER TABLE jobs DROP COLUMN key_inputs;
+",
 ];
 
 /// Errors reading or writing records.
@@ -553,17 +564,20 @@ impl Records {
             }
         };
         let started = at - r.elapsed.as_millis() as i64;
+        let key = r.key.map(|k| k.to_hex());
+        if let (Some(key), Some(action)) = (&key, &r.action) {
+            self.record_action(tx, key, action)?;
+        }
         self.exec(tx,
-            "UPDATE jobs SET status = ?3, cache_key = ?4, key_inputs = ?5, cached = ?6,
-                 started_ms = COALESCE(started_ms, ?7), ended_ms = ?8, failure_kind = ?9, failure = ?10,
-                 stdout = ?11, stderr = ?12, limits = ?13
+            "UPDATE jobs SET status = ?3, cache_key = ?4, cached = ?5,
+                 started_ms = COALESCE(started_ms, ?6), ended_ms = ?7, failure_kind = ?8, failure = ?9,
+                 stdout = ?10, stderr = ?11, limits = ?12
              WHERE run_id = ?1 AND job = ?2",
             params![
                 run_id,
                 job as i64,
                 status,
-                r.key.map(|k| k.to_hex()),
-                r.action.as_ref().map(|k| serde_json::to_string(k).expect("serialisable")),
+                key,
                 matches!(r.status, JobStatus::Cached),
                 started,
                 at,
@@ -607,6 +621,30 @@ impl Records {
                     name,
                     serde_json::to_string(value).expect("serialisable")
                 ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Records what went into `key`, unless an earlier job already did. The
+    /// key is a hash of exactly these inputs, so the first text stays true;
+    /// looking first spares a rerun serialising them again for every job.
+    fn record_action(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        key: &str,
+        action: &ActionInputs,
+    ) -> Result<(), RecordError> {
+        let known = tx
+            .prepare_cached("SELECT 1 FROM actions WHERE key = ?1")
+            .and_then(|mut stmt| stmt.exists([key]))
+            .map_err(|e| self.db(e))?;
+        if !known {
+            let json = serde_json::to_string(action).expect("serialisable");
+            self.exec(
+                tx,
+                "INSERT INTO actions (key, inputs) VALUES (?1, ?2)",
+                params![key, json],
             )?;
         }
         Ok(())
@@ -755,7 +793,7 @@ impl Records {
                 &format!(
                     "SELECT runs.id, {JOB_FIELDS} FROM jobs JOIN runs ON runs.id = jobs.run_id
                      WHERE runs.workflow = ?1 AND (runs.started_ms, runs.id) < (?4, ?2)
-                       AND jobs.name = ?3 AND jobs.key_inputs IS NOT NULL
+                       AND jobs.name = ?3 AND jobs.cache_key IS NOT NULL
                      ORDER BY runs.started_ms DESC, runs.id DESC LIMIT 1"
                 ),
                 params![run.workflow, run.id, job, run.started_ms],
@@ -840,6 +878,14 @@ impl Records {
             )
             .map_err(|e| self.db(e))?;
         }
+        // Action inputs no remaining job names. (A scan of every job, which
+        // is fine for a command that deletes runs.)
+        tx.execute(
+            "DELETE FROM actions WHERE key NOT IN
+                 (SELECT cache_key FROM jobs WHERE cache_key IS NOT NULL)",
+            [],
+        )
+        .map_err(|e| self.db(e))?;
         tx.commit().map_err(|e| self.db(e))
     }
 
@@ -870,13 +916,18 @@ impl Records {
 }
 
 const RUN_COLUMNS: &str = "SELECT id, workflow, workflow_path, workflow_digest, params, inputs, status, started_ms, ended_ms, error FROM runs";
-const JOB_FIELDS: &str =
-    "jobs.job, jobs.name, jobs.deps, jobs.status, jobs.cache_key, jobs.started_ms, jobs.ended_ms,
-     jobs.failure_kind, jobs.failure, jobs.stdout, jobs.stderr, jobs.key_inputs, jobs.limits,
-     (SELECT count(*) FROM attempts a WHERE a.run_id = jobs.run_id AND a.job = jobs.job)";
-const JOB_COLUMNS: &str = "SELECT jobs.job, jobs.name, jobs.deps, jobs.status, jobs.cache_key, jobs.started_ms,
-     jobs.ended_ms, jobs.failure_kind, jobs.failure, jobs.stdout, jobs.stderr, jobs.key_inputs, jobs.limits,
-     (SELECT count(*) FROM attempts a WHERE a.run_id = jobs.run_id AND a.job = jobs.job) FROM jobs";
+/// A job row's columns, shared by every query that builds a [`JobRow`]
+/// (see `job_row_at`). What went into its key is found by the key.
+macro_rules! job_fields {
+    () => {
+        "jobs.job, jobs.name, jobs.deps, jobs.status, jobs.cache_key, jobs.started_ms, jobs.ended_ms,
+         jobs.failure_kind, jobs.failure, jobs.stdout, jobs.stderr,
+         (SELECT inputs FROM actions WHERE actions.key = jobs.cache_key), jobs.limits,
+         (SELECT count(*) FROM attempts a WHERE a.run_id = jobs.run_id AND a.job = jobs.job)"
+    };
+}
+const JOB_FIELDS: &str = job_fields!();
+const JOB_COLUMNS: &str = concat!("SELECT ", job_fields!(), " FROM jobs");
 
 fn json<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T> {
     let text: String = r.get(i)?;
@@ -1058,5 +1109,122 @@ pub fn failure_line(job: &JobRow) -> Option<String> {
         (Some(k), Some(m)) => Some(format!("{}: {m}", k.replace('_', " "))),
         (None, Some(m)) => Some(m.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::SandboxKey;
+
+    fn action(arg: &str) -> ActionInputs {
+        ActionInputs {
+            component: Digest::of(b"component"),
+            argv: vec![arg.to_string()],
+            inputs: BTreeMap::new(),
+            outputs: vec!["out".to_string()],
+            stdout: None,
+            sandbox: SandboxKey::default().profile,
+            call: None,
+            args: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+        }
+    }
+
+    /// A database as version 3 left it, with one run of two jobs that
+    /// recorded their key inputs in their own rows.
+    fn version_3(root: &Path, a: &ActionInputs, b: &ActionInputs) {
+        let conn = rusqlite::Connection::open(root.join("runs.db")).unwrap();
+        for m in &MIGRATIONS[..3] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute(
+            "INSERT INTO runs (id, workflow, workflow_path, workflow_digest, params, inputs, status, pid, started_ms)
+             VALUES ('r1', 'w', 'w.yaml', 'd', '{}', '{}', 'succeeded', 1, 1)",
+            [],
+        )
+        .unwrap();
+        for (job, action) in [a, b].into_iter().enumerate() {
+            conn.execute(
+                "INSERT INTO jobs (run_id, job, name, deps, status, cache_key, key_inputs)
+                 VALUES ('r1', ?1, ?2, '[]', 'executed', ?3, ?4)",
+                params![
+                    job as i64,
+                    format!("j{job}"),
+                    action.key().to_hex(),
+                    serde_json::to_string(action).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn key_inputs_move_into_their_own_table_once_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (action("a"), action("b"));
+        version_3(dir.path(), &a, &b);
+
+        let records = Records::open(dir.path()).unwrap();
+        let jobs = records.jobs("r1").unwrap();
+        let keys: Vec<_> = jobs
+            .iter()
+            .map(|j| j.key_inputs.as_ref().map(ActionInputs::key))
+            .collect();
+        assert_eq!(keys, [Some(a.key()), Some(b.key())]);
+        let conn = records.conn.lock().unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let columns: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'key_inputs'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(columns, 0, "the per-job copy is gone");
+    }
+
+    #[test]
+    fn deleting_runs_deletes_the_key_inputs_only_they_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (action("a"), action("b"));
+        version_3(dir.path(), &a, &b);
+        let records = Records::open(dir.path()).unwrap();
+        {
+            // A second run shares `a`'s key.
+            let conn = records.conn.lock().unwrap();
+            conn.execute(
+                "INSERT INTO runs (id, workflow, workflow_path, workflow_digest, params, inputs, status, pid, started_ms)
+                 VALUES ('r2', 'w', 'w.yaml', 'd', '{}', '{}', 'succeeded', 1, 2)",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO jobs (run_id, job, name, deps, status, cache_key)
+                 VALUES ('r2', 0, 'j0', '[]', 'cached', ?1)",
+                [a.key().to_hex()],
+            )
+            .unwrap();
+        }
+
+        records.delete_runs(&["r1".to_string()]).unwrap();
+        let kept: Vec<String> = {
+            let conn = records.conn.lock().unwrap();
+            let mut stmt = conn.prepare("SELECT key FROM actions").unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(kept, [a.key().to_hex()]);
+        let jobs = records.jobs("r2").unwrap();
+        assert_eq!(
+            jobs[0].key_inputs.as_ref().map(ActionInputs::key),
+            Some(a.key())
+        );
     }
 }
