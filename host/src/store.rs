@@ -113,10 +113,12 @@ impl Store {
     /// directory, so a concurrent reader sees the old file or the new one,
     /// never half of one. Not fsynced: such files are rebuilt when lost.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        fs::create_dir_all(path.parent().expect("store files have a parent"))?;
         let mut tmp = self.temp_file()?;
         tmp.write_all(bytes)?;
-        tmp.persist(path).map(drop).map_err(|e| e.error)
+        let tmp = tmp.into_temp_path();
+        rename_into(&tmp, path)?;
+        // Renamed: nothing is left at the temp path to remove.
+        tmp.keep().map(drop).map_err(|e| e.error)
     }
 
     /// Where a blob lives (whether or not it is there).
@@ -317,9 +319,21 @@ impl Store {
     /// to the blob's place: a blob is durable before it has its name.
     fn commit(&self, path: &Path, d: &Digest) -> io::Result<()> {
         fs::set_permissions(path, fs::Permissions::from_mode(0o444))?;
-        let dest = self.blob_path(d);
-        fs::create_dir_all(dest.parent().expect("blob paths have a parent"))?;
-        fs::rename(path, &dest)
+        rename_into(path, &self.blob_path(d))
+    }
+}
+
+/// Renames `from` to `to`, creating `to`'s directory only when the rename
+/// says it is missing: a store's 256 shard directories exist after its
+/// first few writes, and asking for them on every write cost one or two
+/// failing `mkdir`s per blob and per cache entry.
+fn rename_into(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(to.parent().expect("store paths have a parent"))?;
+            fs::rename(from, to)
+        }
+        r => r,
     }
 }
 
