@@ -243,13 +243,25 @@ pub async fn run(
                 opts,
             ) {
                 Ok(req) => {
+                    // A hit is answered here, without a task: a cached job
+                    // has nothing to wait for, and its dependents become
+                    // ready at once (a fully cached chain needs no hops).
+                    if plan.jobs[id].cacheable
+                        && !opts.no_cache
+                        && let Some(report) = lookup(&req, &services)
+                    {
+                        let report = Arc::new(report);
+                        services
+                            .events
+                            .event(&plan, &Event::Done(id, report.clone()));
+                        dag.reports[id] = Some(report);
+                        ready.extend(dag.release(id));
+                        continue;
+                    }
                     let services = services.clone();
                     let permits = permits.clone();
                     let plan = plan.clone();
-                    let no_cache = opts.no_cache;
-                    set.spawn(async move {
-                        (id, execute(plan, req, services, permits, no_cache).await)
-                    });
+                    set.spawn(async move { (id, execute(plan, req, services, permits).await) });
                 }
                 Err(failure) => {
                     let report = JobReport {
@@ -580,14 +592,30 @@ fn resolve(
     }
 }
 
+/// A job's report from the action cache, if its result is there.
+fn lookup(req: &JobRequest, services: &Services) -> Option<JobReport> {
+    let started = Instant::now();
+    let m = services.cache.lookup(&req.key)?;
+    Some(JobReport {
+        status: JobStatus::Cached,
+        outputs: m.outputs.clone(),
+        manifest: Some(m),
+        key: Some(req.key),
+        action: Some(req.action.clone()),
+        limits: Some(req.limits),
+        attempts: 0,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Executes a job the cache did not answer (see `run`), retrying as it
+/// asks, and stores its result.
 async fn execute(
     plan: Arc<Plan>,
     req: JobRequest,
     services: Services,
     permits: Arc<Semaphore>,
-    no_cache: bool,
 ) -> Arc<JobReport> {
-    let started = Instant::now();
     let key = req.key;
     let id = req.id;
     let action = req.action.clone();
@@ -601,21 +629,6 @@ async fn execute(
             .event(&plan, &Event::Done(id, report.clone()));
         report
     };
-    if cacheable
-        && !no_cache
-        && let Some(m) = services.cache.lookup(&key)
-    {
-        return done(JobReport {
-            status: JobStatus::Cached,
-            outputs: m.outputs.clone(),
-            manifest: Some(m),
-            key: Some(key),
-            action: Some(action),
-            limits: Some(req.limits),
-            attempts: 0,
-            elapsed: started.elapsed(),
-        });
-    }
     let limits = req.limits;
     let mut attempt = 1;
     let (status, manifest, started) = loop {
