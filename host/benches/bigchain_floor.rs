@@ -13,7 +13,8 @@
 //! the same bytes (`std::fs::copy`, an in-kernel copy) is the baseline the
 //! issue sets `bigchain` against. Both run alternately in the same
 //! directory, `bench/work/bigchain-floor`, and the medians are reported
-//! with their ratio.
+//! with their ratio, and written to `bench/work/bigchain-floor.json` for
+//! `bench/run`'s bigchain table.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -70,6 +71,15 @@ fn main() {
         "  native / cp                         {:>8.2}x",
         native.as_secs_f64() / cp.as_secs_f64()
     );
+    let json = serde_json::json!({
+        "mib": mib,
+        "runs": RUNS,
+        "cp_s": cp.as_secs_f64(),
+        "native_s": native.as_secs_f64(),
+    });
+    let out = root.join("bench/work/bigchain-floor.json");
+    fs::write(&out, format!("{json:#}\n")).unwrap();
+    println!("  wrote {}", out.display());
 }
 
 /// Writes `bytes` of `bench/tasks/bench`'s pattern (byte k is k mod 251),
