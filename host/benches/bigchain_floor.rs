@@ -102,22 +102,17 @@ fn generate(path: &Path, bytes: u64) -> blake3::Hash {
 
 /// Copies `from` to `to` through a buffer, hashing what it writes.
 fn copy(from: &Path, to: &Path) -> blake3::Hash {
-    let mut input = File::open(from).unwrap();
     let mut out = File::create(to).unwrap();
-    let mut hasher = blake3::Hasher::new();
-    let mut block = vec![0u8; BLOCK];
-    loop {
-        let n = input.read(&mut block).unwrap();
-        if n == 0 {
-            return hasher.finalize();
-        }
-        hasher.update(&block[..n]);
-        out.write_all(&block[..n]).unwrap();
-    }
+    read_hashing(from, |block| out.write_all(block).unwrap())
 }
 
 /// Reads `path` and hashes it.
 fn hash(path: &Path) -> blake3::Hash {
+    read_hashing(path, |_| {})
+}
+
+/// Reads `path` a block at a time, hashing each block and handing it to `f`.
+fn read_hashing(path: &Path, mut f: impl FnMut(&[u8])) -> blake3::Hash {
     let mut input = File::open(path).unwrap();
     let mut hasher = blake3::Hasher::new();
     let mut block = vec![0u8; BLOCK];
@@ -127,6 +122,7 @@ fn hash(path: &Path) -> blake3::Hash {
             return hasher.finalize();
         }
         hasher.update(&block[..n]);
+        f(&block[..n]);
     }
 }
 
