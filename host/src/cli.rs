@@ -801,7 +801,11 @@ fn why(store_dir: &Path, run: &str, job: &str, json: bool) -> Query {
             false,
             format!("{job} did not execute: its result came from the cache"),
         ),
-        ("executed" | "failed", Some(now)) => match run.records().previous_job(&row, job)? {
+        ("executed" | "failed", Some(now)) => match run
+            .records()
+            .previous_job(&row, job)?
+            .and_then(|(id, earlier)| Some((id, earlier.key_inputs?)))
+        {
             None => (
                 true,
                 format!(
@@ -809,12 +813,8 @@ fn why(store_dir: &Path, run: &str, job: &str, json: bool) -> Query {
                     row.workflow
                 ),
             ),
-            Some((earlier_run, earlier)) => {
-                let before = earlier
-                    .key_inputs
-                    .as_ref()
-                    .expect("previous_job requires a key");
-                differences = now.differences(before);
+            Some((earlier_run, before)) => {
+                differences = now.differences(&before);
                 let answer = if differences.is_empty() {
                     format!(
                         "{job} executed although its key is the same as in run {earlier_run}: the result was not in the cache \

@@ -643,7 +643,7 @@ impl Records {
             let json = serde_json::to_string(action).expect("serialisable");
             self.exec(
                 tx,
-                "INSERT INTO actions (key, inputs) VALUES (?1, ?2)",
+                "INSERT OR IGNORE INTO actions (key, inputs) VALUES (?1, ?2)",
                 params![key, json],
             )?;
         }
@@ -793,7 +793,8 @@ impl Records {
                 &format!(
                     "SELECT runs.id, {JOB_FIELDS} FROM jobs JOIN runs ON runs.id = jobs.run_id
                      WHERE runs.workflow = ?1 AND (runs.started_ms, runs.id) < (?4, ?2)
-                       AND jobs.name = ?3 AND jobs.cache_key IS NOT NULL
+                       AND jobs.name = ?3
+                       AND EXISTS (SELECT 1 FROM actions WHERE actions.key = jobs.cache_key)
                      ORDER BY runs.started_ms DESC, runs.id DESC LIMIT 1"
                 ),
                 params![run.workflow, run.id, job, run.started_ms],
