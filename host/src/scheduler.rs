@@ -248,13 +248,9 @@ pub async fn run(
                     // ready at once (a fully cached chain needs no hops).
                     if plan.jobs[id].cacheable
                         && !opts.no_cache
-                        && let Some(report) = lookup(&req, &services)
+                        && let Some(report) = lookup(&req, services.cache.as_ref())
                     {
-                        let report = Arc::new(report);
-                        services
-                            .events
-                            .event(&plan, &Event::Done(id, report.clone()));
-                        dag.reports[id] = Some(report);
+                        dag.reports[id] = Some(done(&plan, &services, id, report));
                         ready.extend(dag.release(id));
                         continue;
                     }
@@ -338,14 +334,9 @@ pub fn forecast(
             out.push(Forecast::Unknown);
             continue;
         };
-        match cache.lookup(&req.key).filter(|_| job.cacheable) {
-            Some(m) => {
-                reports[job.id] = Some(Arc::new(JobReport {
-                    status: JobStatus::Cached,
-                    outputs: m.outputs.clone(),
-                    manifest: Some(m),
-                    ..skipped(SkipReason::RunStopped)
-                }));
+        match job.cacheable.then(|| lookup(&req, cache)).flatten() {
+            Some(report) => {
+                reports[job.id] = Some(Arc::new(report));
                 out.push(Forecast::Hit(req.key));
             }
             None => out.push(Forecast::Miss(req.key)),
@@ -592,10 +583,19 @@ fn resolve(
     }
 }
 
+/// Reports a job's final state to the event sinks (the records among them).
+fn done(plan: &Plan, services: &Services, id: JobId, report: JobReport) -> Arc<JobReport> {
+    let report = Arc::new(report);
+    services
+        .events
+        .event(plan, &Event::Done(id, report.clone()));
+    report
+}
+
 /// A job's report from the action cache, if its result is there.
-fn lookup(req: &JobRequest, services: &Services) -> Option<JobReport> {
+fn lookup(req: &JobRequest, cache: &dyn ActionCache) -> Option<JobReport> {
     let started = Instant::now();
-    let m = services.cache.lookup(&req.key)?;
+    let m = cache.lookup(&req.key)?;
     Some(JobReport {
         status: JobStatus::Cached,
         outputs: m.outputs.clone(),
@@ -622,13 +622,7 @@ async fn execute(
     let job = &plan.jobs[id];
     let cacheable = job.cacheable;
     let retry = job.retry;
-    let done = |report: JobReport| {
-        let report = Arc::new(report);
-        services
-            .events
-            .event(&plan, &Event::Done(id, report.clone()));
-        report
-    };
+    let done = |report| done(&plan, &services, id, report);
     let limits = req.limits;
     let mut attempt = 1;
     let (status, manifest, started) = loop {
