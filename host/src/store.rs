@@ -115,10 +115,7 @@ impl Store {
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut tmp = self.temp_file()?;
         tmp.write_all(bytes)?;
-        let tmp = tmp.into_temp_path();
-        rename_into(&tmp, path)?;
-        // Renamed: nothing is left at the temp path to remove.
-        tmp.keep().map(drop).map_err(|e| e.error)
+        persist(tmp, path)
     }
 
     /// Where a blob lives (whether or not it is there).
@@ -305,14 +302,13 @@ impl Store {
         }
     }
 
-    /// Makes a scratch file the blob `d`: fsyncs it through its open
-    /// handle, then [`Store::commit`]s it.
+    /// Makes a scratch file the blob `d`, as [`Store::commit`] does a
+    /// path, but fsyncing and making it read-only through its open handle.
     fn commit_temp(&self, tmp: tempfile::NamedTempFile, d: &Digest) -> io::Result<()> {
         tmp.as_file().sync_all()?;
-        let path = tmp.into_temp_path();
-        self.commit(&path, d)?;
-        // Renamed into the store: nothing is left at the temp path to remove.
-        path.keep().map(drop).map_err(|e| e.error)
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o444))?;
+        persist(tmp, &self.blob_path(d))
     }
 
     /// Makes `path`, which the caller has fsynced, read-only and renames it
@@ -321,6 +317,14 @@ impl Store {
         fs::set_permissions(path, fs::Permissions::from_mode(0o444))?;
         rename_into(path, &self.blob_path(d))
     }
+}
+
+/// Renames a scratch file to `to` (see [`rename_into`]) and keeps it there:
+/// dropping the temp path would unlink a name that no longer exists.
+fn persist(tmp: tempfile::NamedTempFile, to: &Path) -> io::Result<()> {
+    let path = tmp.into_temp_path();
+    rename_into(&path, to)?;
+    path.keep().map(drop).map_err(|e| e.error)
 }
 
 /// Renames `from` to `to`, creating `to`'s directory only when the rename
