@@ -1,46 +1,64 @@
 //! Cairn runs workflows whose steps are sandboxed WebAssembly components.
 //!
-//! A workflow file is parsed into a [`spec::Workflow`], planned into a DAG of
-//! concrete jobs ([`plan::Plan`]), scheduled ([`scheduler`]) against an
-//! action cache, and executed, each job in its own wasmtime store
-//! ([`exec::WasmExecutor`]). Every byte that moves between jobs is a blob in
-//! the content-addressed [`store::Store`].
+//! Data flows one way, one folder per stage:
 //!
-//! `spec` and `plan` are pure (text in, values out); all I/O lives in the
-//! store, the sandbox, the runtime and the [`workflow`] module that wires
-//! them together.
+//! - `workflow`: a workflow file is parsed into a [`Workflow`], planned into
+//!   a DAG of concrete jobs ([`Plan`]) and type-checked against its
+//!   components. Pure, but for [`load`] reading the file.
+//! - `run`: the scheduler runs a plan's jobs in dependency order through
+//!   two seams, an [`Executor`] and an [`ActionCache`], and reports
+//!   [`Event`]s; [`start`] wires the real ones and records the run.
+//! - `sandbox`: the local executor, one fresh wasmtime store per job, the
+//!   only place that grants a job files.
+//! - `store`: blobs named by digest ([`Store`]), the action cache and the
+//!   run [`Records`].
+//! - `build`: task source directories into components.
+//! - `serve`: the read-only web view of a store's runs (`cairn serve`).
+//! - `cli`: the `cairn` command, a thin layer over the rest.
 //!
 //! ```
-//! use cairn::diag::Source;
-//! let wf = cairn::spec::parse(
-//!     Source::new("wf.yaml", "jobs:\n  hello:\n    uses: hello.wasm\n    args: [world]\n"),
+//! let wf = cairn::parse(
+//!     cairn::Source::new("wf.yaml", "jobs:\n  hello:\n    uses: hello.wasm\n    args: [world]\n"),
 //!     "wf",
 //! )
 //! .unwrap();
-//! let plan = cairn::plan::plan(&wf, &Default::default()).unwrap();
+//! let plan = cairn::plan(&wf, &Default::default()).unwrap();
 //! assert_eq!(plan.jobs[0].argv, ["world"]);
 //! ```
 #![deny(missing_docs)]
 
-pub mod adapt;
-pub mod builder;
-pub mod cache;
-pub mod check;
-pub mod cli;
-pub mod cond;
-pub mod diag;
-pub mod digest;
-pub mod exec;
-pub mod maintenance;
-pub mod outcome;
-pub mod plan;
-pub mod records;
-pub mod runtime;
-pub mod sandbox;
-pub mod scheduler;
-pub mod spec;
-pub mod store;
-pub mod task_host;
-pub mod typed;
-pub mod workflow;
-pub mod yaml;
+mod build;
+mod cli;
+mod remote;
+mod run;
+mod sandbox;
+mod serve;
+mod store;
+mod workflow;
+
+pub use build::{BuildError, build_dir};
+pub use cli::{EXIT_HOST, EXIT_JOB_FAILED, EXIT_OK, EXIT_RUNNING, EXIT_USAGE, main};
+pub use remote::client::{RemoteError, RemoteSpec};
+pub use remote::config::Target;
+pub use run::executor::{ComponentRef, ExecLimits, Executor, JobRequest};
+pub use run::outcome::{Failure, FailureKind, Outcome};
+pub use run::recorded::{ResultsError, Run, Wait};
+pub use run::scheduler::{
+    Event, EventSink, JobReport, JobStatus, RunOptions, RunReport, SkipReason,
+};
+pub use run::session::{
+    Connected, Error, NoEvents, Prepared, Started, execute, open, prepare, start,
+};
+pub use serve::{Bound, ServeError, State as ServeState, router};
+pub use store::action::{ActionInputs, Manifest, Value};
+pub use store::blobs::Store;
+pub use store::cache::{ActionCache, LocalCache};
+pub use store::digest::{ActionKey, Digest};
+pub use store::records::{
+    JobRow, NewRun, OutputRow, RecordError, Recorder, Records, RunLock, RunRow, RunStatus,
+    new_run_id,
+};
+pub use workflow::diag::{Diagnostic, Diagnostics, Source, Span};
+pub use workflow::load::{LoadError, Loaded, default_store, load};
+pub use workflow::plan::{JobId, Overrides, Plan, plan};
+pub use workflow::spec::{Workflow, parse};

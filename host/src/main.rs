@@ -1,5 +1,5 @@
 //! The `cairn` binary: all logic lives in the library.
 
 fn main() {
-    std::process::exit(cairn::cli::main(std::env::args_os()));
+    std::process::exit(cairn::main(std::env::args_os()));
 }

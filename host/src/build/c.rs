@@ -7,7 +7,7 @@
 //! a component: a typed task.
 
 use super::{BuildError, Job, Tools, run, tool_version, top_files, zig};
-use crate::store::Store;
+use crate::store::blobs::Store;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

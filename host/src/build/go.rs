@@ -4,7 +4,7 @@
 //! in the store's build directory, not the user's home.
 
 use super::{BuildError, Job, Tools, run, tool_version};
-use crate::store::Store;
+use crate::store::blobs::Store;
 use std::path::PathBuf;
 use std::process::Command;
 

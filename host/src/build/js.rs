@@ -6,7 +6,7 @@
 //! imports only what its world does.
 
 use super::{BuildError, Job, Tools, run, tool_version};
-use crate::store::Store;
+use crate::store::blobs::Store;
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;

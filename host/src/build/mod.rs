@@ -18,7 +18,7 @@
 //! shared one is fine); cairn adds its own `cairn:task` and WASI packages as
 //! dependencies, so a task's `wit/` holds only its world. Toolchains that
 //! emit WASI preview 1 core modules make command modules, which run as they
-//! are, or reactors, which are adapted into components ([`crate::adapt`]). Tools are looked up on `PATH`, then in
+//! are, or reactors, which are adapted into components ([`crate::sandbox::adapt`]). Tools are looked up on `PATH`, then in
 //! `$CAIRN_TOOLCHAINS/bin` (where `tests/toolchains/install` puts them).
 
 mod c;
@@ -29,17 +29,15 @@ mod rust;
 mod wit;
 mod zig;
 
-use crate::adapt::{self, AdaptError, Binary};
-use crate::digest::Digest;
-use crate::store::{Store, Stored};
+use crate::sandbox::adapt::{self, AdaptError, Binary};
+use crate::store::blobs::{Store, Stored};
+use crate::store::digest::Digest;
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-pub use rust::WASM_TARGET;
 
 /// Why a source directory could not become a component.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 //! only `.py` file; the world is the directory's `wit/`.
 
 use super::{BuildError, Job, Tools, entry, run, tool_version};
-use crate::store::Store;
+use crate::store::blobs::Store;
 use std::path::PathBuf;
 use std::process::Command;
 

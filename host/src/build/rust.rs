@@ -3,7 +3,7 @@
 //! cargo's own dep-info, so path dependencies and files macros read count.
 
 use super::{BuildError, current, io_err, remembered_version, save, store_product};
-use crate::store::{Store, Stored};
+use crate::store::blobs::{Store, Stored};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -5,7 +5,7 @@
 //! there) live in the store's build directory.
 
 use super::{BuildError, Job, Tools, entry, run, single_product, tool_version};
-use crate::store::Store;
+use crate::store::blobs::Store;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

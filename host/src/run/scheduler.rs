@@ -2,49 +2,20 @@
 //! allowed, consulting the action cache first. It knows only traits (an
 //! executor, a cache, an event sink) and never prints: it reports events.
 
-use crate::cache::{ActionCache, ActionInputs, Manifest, SandboxKey, Value};
-use crate::check::Call;
-use crate::digest::ActionKey;
-use crate::outcome::{Failure, FailureKind, Outcome};
-use crate::plan::{InputSource, JobId, Plan};
-use crate::runtime::{ComponentRef, ExecLimits};
+use crate::run::executor::{ComponentRef, ExecLimits, Executor, JobRequest};
+use crate::run::outcome::{Failure, FailureKind, Outcome};
+use crate::store::action::CACHE_FORMAT;
+use crate::store::action::{ActionInputs, Manifest, SandboxKey, Value};
+use crate::store::cache::{ActionCache, Lookup, Summary};
+use crate::store::digest::{ActionKey, RunKey};
+use crate::workflow::check::Call;
+use crate::workflow::cond::{Field, Read};
+use crate::workflow::plan::{InputSource, JobId, Plan};
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-
-/// Everything an executor needs to run one job.
-#[derive(Debug, Clone)]
-pub struct JobRequest {
-    /// The job's id in the plan.
-    pub id: JobId,
-    /// The job's display name (argv[0] inside the sandbox).
-    pub name: String,
-    /// The component to run.
-    pub component: ComponentRef,
-    /// What the job runs on: argv, resolved inputs, declared outputs.
-    pub action: ActionInputs,
-    /// Limits for this execution.
-    pub limits: ExecLimits,
-    /// Fixed clocks and randomness seeded by the key.
-    pub hermetic: bool,
-    /// For a typed task, the export's signature (the call's arguments are in
-    /// `action`); `None` for a command task.
-    pub typed: Option<Arc<crate::typed::Signature>>,
-    /// The secrets this job declared, with their values. Never recorded.
-    pub secrets: BTreeMap<String, String>,
-    /// The job's action key.
-    pub key: ActionKey,
-}
-
-/// Runs one job. The wasm executor is the real one; tests may supply others.
-pub trait Executor: Send + Sync + 'static {
-    /// Executes the job and reports what happened; never panics on bad jobs.
-    fn execute(&self, req: JobRequest) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>>;
-}
 
 /// Receives the scheduler's events. Called from several tasks at once; a
 /// job's events arrive in order (`Queued`, `Running`, `Done`), and a job's
@@ -155,12 +126,17 @@ pub struct RunReport {
     pub jobs: Vec<JobReport>,
     /// Wall time of the whole run.
     pub elapsed: Duration,
+    /// Calls made to a remote server, by method (empty for a local run).
+    pub remote_calls: Vec<(&'static str, u64)>,
+    /// Why the run failed although its jobs did not (its outputs could not
+    /// be fetched from the remote): the machine's fault, not the workflow's.
+    pub host_error: Option<String>,
 }
 
 impl RunReport {
-    /// True when every job succeeded.
+    /// True when every job succeeded and the run delivered its outputs.
     pub fn success(&self) -> bool {
-        self.jobs.iter().all(|j| j.status.is_success())
+        self.host_error.is_none() && self.jobs.iter().all(|j| j.status.is_success())
     }
 
     /// How many jobs ended with a status like `f`.
@@ -170,7 +146,7 @@ impl RunReport {
 }
 
 /// Reads a blob's bytes, checked against its digest; `None` if absent.
-pub type BlobReader = dyn Fn(&crate::digest::Digest) -> Option<Vec<u8>> + Send + Sync;
+pub type BlobReader = dyn Fn(&crate::store::digest::Digest) -> Option<Vec<u8>> + Send + Sync;
 
 /// The scheduler's collaborators.
 #[derive(Clone)]
@@ -194,8 +170,18 @@ pub async fn run(
     inputs: &HashMap<String, Value>,
     services: Services,
     opts: &RunOptions,
+    run_key: Option<RunKey>,
 ) -> RunReport {
     let started = Instant::now();
+    // What the last run from the same start gave: candidates, used only for
+    // a job whose key comes out equal (so `why` and the records stay exact).
+    let mut primed: HashMap<ActionKey, Manifest> = HashMap::new();
+    if let Some(k) = run_key.filter(|_| !opts.no_cache)
+        && let Some(summary) = services.cache.summary(&k).await
+    {
+        primed.extend(summary.jobs);
+    }
+    let primed_len = primed.len();
     let mut dag = Progress::new(plan.clone(), services.clone());
     let mut ready: Vec<JobId> = (0..plan.jobs.len())
         .filter(|&i| dag.waiting[i] == 0)
@@ -208,7 +194,9 @@ pub async fn run(
         // Launch in plan order so runs are easy to follow.
         ready.sort_unstable_by(|a, b| b.cmp(a));
         while let Some(id) = ready.pop() {
-            if stopping {
+            // A job that handles another's end still runs: its condition
+            // says whether it should.
+            if stopping && plan.jobs[id].watches.is_empty() {
                 dag.finish(id, skipped(SkipReason::RunStopped));
                 continue;
             }
@@ -243,21 +231,42 @@ pub async fn run(
                 opts,
             ) {
                 Ok(req) => {
-                    // A hit is answered here, without a task: a cached job
-                    // has nothing to wait for, and its dependents become
-                    // ready at once (a fully cached chain needs no hops).
-                    if plan.jobs[id].cacheable
-                        && !opts.no_cache
-                        && let Some(report) = lookup(&req, services.cache.as_ref())
-                    {
-                        dag.reports[id] = Some(done(&plan, &services, id, report));
-                        ready.extend(dag.release(id));
-                        continue;
-                    }
+                    let started = Instant::now();
+                    let pending = if plan.jobs[id].cacheable && !opts.no_cache {
+                        let found = match primed.remove(&req.key) {
+                            Some(m) => Lookup::Hit(m),
+                            None => services.cache.lookup(&req.key, &req.action),
+                        };
+                        match found {
+                            // A hit is answered here, without a task: a cached
+                            // job has nothing to wait for, and its dependents
+                            // become ready at once (a fully cached chain needs
+                            // no hops).
+                            Lookup::Hit(m) => {
+                                let report = cached(&req, m, started);
+                                dag.reports[id] = Some(done(&plan, &services, id, report));
+                                ready.extend(dag.release(id));
+                                continue;
+                            }
+                            Lookup::Miss => None,
+                            Lookup::Pending(answer) => Some(answer),
+                        }
+                    } else {
+                        None
+                    };
                     let services = services.clone();
                     let permits = permits.clone();
                     let plan = plan.clone();
-                    set.spawn(async move { (id, execute(plan, req, services, permits).await) });
+                    set.spawn(async move {
+                        // A remote answer is awaited here, in the job's task.
+                        if let Some(answer) = pending
+                            && let Some(m) = answer.await
+                        {
+                            let report = cached(&req, m, started);
+                            return (id, done(&plan, &services, id, report));
+                        }
+                        (id, execute(plan, req, services, permits).await)
+                    });
                 }
                 Err(failure) => {
                     let report = JobReport {
@@ -284,13 +293,36 @@ pub async fn run(
         ready.extend(dag.release(id));
         stopping |= failed && !opts.keep_going;
     }
+    let jobs: Vec<JobReport> = dag
+        .reports
+        .into_iter()
+        .map(|r| Arc::unwrap_or_clone(r.expect("every job reaches a final state")))
+        .collect();
+    if let Some(k) = run_key {
+        let summary = Summary {
+            format: CACHE_FORMAT,
+            jobs: plan
+                .jobs
+                .iter()
+                .zip(&jobs)
+                .filter(|(j, r)| {
+                    j.cacheable && matches!(r.status, JobStatus::Executed | JobStatus::Cached)
+                })
+                .filter_map(|(_, r)| Some((r.key?, r.manifest.clone()?)))
+                .collect(),
+        };
+        // Unchanged when every job was answered by the summary itself.
+        let unchanged = primed.is_empty() && summary.jobs.len() == primed_len;
+        if !unchanged && !summary.jobs.is_empty() {
+            // Losing a summary only costs the next run its per-job lookups.
+            let _ = services.cache.remember(&k, &summary);
+        }
+    }
     RunReport {
-        jobs: dag
-            .reports
-            .into_iter()
-            .map(|r| Arc::unwrap_or_clone(r.expect("every job reaches a final state")))
-            .collect(),
+        jobs,
         elapsed: started.elapsed(),
+        remote_calls: Vec::new(),
+        host_error: None,
     }
 }
 
@@ -307,7 +339,7 @@ pub enum Forecast {
 
 /// Each job's key and whether it would hit the cache now, without running
 /// anything: jobs downstream of a miss cannot know their inputs yet.
-pub fn forecast(
+pub async fn forecast(
     plan: &Plan,
     calls: &[Call],
     components: &[ComponentRef],
@@ -334,9 +366,14 @@ pub fn forecast(
             out.push(Forecast::Unknown);
             continue;
         };
-        match job.cacheable.then(|| lookup(&req, cache)).flatten() {
-            Some(report) => {
-                reports[job.id] = Some(Arc::new(report));
+        let found = match job.cacheable.then(|| cache.lookup(&req.key, &req.action)) {
+            Some(Lookup::Hit(m)) => Some(m),
+            Some(Lookup::Pending(answer)) => answer.await,
+            Some(Lookup::Miss) | None => None,
+        };
+        match found {
+            Some(m) => {
+                reports[job.id] = Some(Arc::new(cached(&req, m, Instant::now())));
                 out.push(Forecast::Hit(req.key));
             }
             None => out.push(Forecast::Miss(req.key)),
@@ -356,10 +393,17 @@ fn condition(
     let Some(cond) = &job.cond else {
         return Ok(true);
     };
-    let value = |dep: &str, output: &str| -> Result<serde_json::Value, String> {
+    let value = |read: Read<'_>| -> Result<serde_json::Value, String> {
+        let dep = match read {
+            Read::Output(dep, _) | Read::Status(dep, _) => dep,
+        };
         let report = reports[job.cond_jobs[dep]]
             .as_ref()
             .ok_or("its job has not finished")?;
+        let output = match read {
+            Read::Output(_, output) => output,
+            Read::Status(_, field) => return Ok(ended(&report.status, field)),
+        };
         let Some(Value::Blob { digest, .. }) = report.outputs.get(output) else {
             return Err(format!("jobs.{dep}.outputs.{output} is not a single value"));
         };
@@ -369,6 +413,21 @@ fn condition(
     };
     cond.eval(&value)
         .map_err(|e| Failure::new(FailureKind::Input, format!("its condition: {e}")))
+}
+
+/// How a job ended, as a condition reads it (see [`Field`]).
+fn ended(status: &JobStatus, field: Field) -> serde_json::Value {
+    use serde_json::Value as J;
+    match (field, status) {
+        (Field::Result, JobStatus::Executed | JobStatus::Cached) => J::from("success"),
+        (Field::Result, JobStatus::Failed(_)) => J::from("failure"),
+        (Field::Result, JobStatus::Skipped(_)) => J::from("skipped"),
+        (Field::Cause, JobStatus::Failed(f)) => J::from(f.kind.as_str()),
+        (Field::Cause, _) => J::from(""),
+        (Field::ExitCode, JobStatus::Executed | JobStatus::Cached) => J::from(0),
+        (Field::ExitCode, JobStatus::Failed(f)) => J::from(f.exit_code.unwrap_or(-1)),
+        (Field::ExitCode, JobStatus::Skipped(_)) => J::from(-1),
+    }
 }
 
 fn skipped(reason: SkipReason) -> JobReport {
@@ -432,7 +491,14 @@ impl Progress {
             if self.reports[d].is_some() {
                 continue;
             }
-            if skipped_by_condition {
+            // It waits only for `id` to end, however it ended.
+            let watches = self.plan.jobs[d].watches.binary_search(&id).is_ok();
+            if watches {
+                self.waiting[d] -= 1;
+                if self.waiting[d] == 0 {
+                    ready.push(d);
+                }
+            } else if skipped_by_condition {
                 self.finish(d, skipped(SkipReason::Condition));
                 ready.extend(self.release(d));
             } else if ok {
@@ -559,8 +625,16 @@ fn resolve(
             .map(Value::List),
         InputSource::Output { job, output, index } => {
             let report = reports[*job].as_ref().expect("dependencies finish first");
-            let value = &report.outputs[output];
             let producer = &plan.jobs[*job].name;
+            // The check before the run refuses references to outputs a
+            // producer does not have; a producer that did not keep its
+            // word fails its consumer, not the host.
+            let Some(value) = report.outputs.get(output) else {
+                return Err(Failure::new(
+                    FailureKind::Input,
+                    format!("jobs.{producer}.outputs.{output}: the job gave no such output"),
+                ));
+            };
             match (index, value) {
                 (None, v) => Ok(v.clone()),
                 (Some(i), Value::List(items)) => items.get(*i).cloned().ok_or_else(|| {
@@ -592,11 +666,9 @@ fn done(plan: &Plan, services: &Services, id: JobId, report: JobReport) -> Arc<J
     report
 }
 
-/// A job's report from the action cache, if its result is there.
-fn lookup(req: &JobRequest, cache: &dyn ActionCache) -> Option<JobReport> {
-    let started = Instant::now();
-    let m = cache.lookup(&req.key)?;
-    Some(JobReport {
+/// The report of a job answered by the action cache, looked up since `started`.
+fn cached(req: &JobRequest, m: Manifest, started: Instant) -> JobReport {
+    JobReport {
         status: JobStatus::Cached,
         outputs: m.outputs.clone(),
         manifest: Some(m),
@@ -605,7 +677,27 @@ fn lookup(req: &JobRequest, cache: &dyn ActionCache) -> Option<JobReport> {
         limits: Some(req.limits),
         attempts: 0,
         elapsed: started.elapsed(),
-    })
+    }
+}
+
+/// Why a failure of this kind is not retried although `job` asks for
+/// retries, in words; `None` when it is retried. A hermetic job's `err`
+/// would come back the same: like a limit, it is retried only when the job
+/// says `retry.always`.
+pub fn not_retried(
+    job: &crate::workflow::plan::PlannedJob,
+    kind: FailureKind,
+) -> Option<&'static str> {
+    if job.retry.always {
+        return None;
+    }
+    if kind.is_deterministic() {
+        Some("it would fail the same way with the same limits and inputs")
+    } else if kind == FailureKind::Guest && job.hermetic {
+        Some("a hermetic job's `err` comes back the same for the same inputs")
+    } else {
+        None
+    }
 }
 
 /// Executes a job the cache did not answer (see `run`), retrying as it
@@ -637,7 +729,7 @@ async fn execute(
         let failure = match outcome {
             Outcome::Success(m) => {
                 let stored = if cacheable {
-                    services.cache.insert(&key, &m)
+                    services.cache.insert(&key, &action, &m)
                 } else {
                     Ok(())
                 };
@@ -652,11 +744,7 @@ async fn execute(
             }
             Outcome::Failure(f) => f,
         };
-        // A hermetic job's `err` would come back the same: like a limit, it is
-        // retried only when the job asks.
-        let recurs =
-            failure.kind.is_deterministic() || (failure.kind == FailureKind::Guest && job.hermetic);
-        let retryable = retry.always || !recurs;
+        let retryable = not_retried(job, failure.kind).is_none();
         if attempt >= retry.attempts || !retryable {
             break (JobStatus::Failed(failure), None, started);
         }

@@ -1,26 +1,33 @@
-//! The library's front door: load a workflow file (parse, plan, check the
-//! files it names), prepare it (build source directories, hash components,
-//! ingest inputs) and execute it. The CLI is a thin layer over this.
+//! The library's front door for running: prepare a loaded workflow (build
+//! source directories, hash components, ingest inputs, type-check), wire
+//! the executor, cache and records behind the scheduler's seams, and start
+//! a recorded run. The CLI is a thin layer over this.
 
-use crate::builder::{self, BuildError};
-use crate::cache::{LocalCache, Value};
-use crate::check::{self, Call};
-use crate::diag::{Diagnostic, Diagnostics, Source};
-use crate::digest::Digest;
-use crate::exec::WasmExecutor;
-use crate::plan::{self, Overrides, Plan};
-use crate::records::{self, JobRow, OutputRow, RecordError, Recorder, Records, RunRow, RunStatus};
-use crate::runtime::{ComponentRef, Runtime};
-use crate::scheduler::Event;
-use crate::scheduler::{self, EventSink, RunOptions, RunReport, Services};
-use crate::spec;
-use crate::store::Store;
-use crate::typed::TaskKind;
+use crate::build::{self, BuildError};
+use crate::remote::cache::{Fetching, Note, RemoteCache};
+use crate::remote::client::Remote;
+use crate::remote::config::Target;
+use crate::remote::exec::RemoteExecutor;
+use crate::run::executor::{ComponentRef, Executor};
+use crate::run::recorded::Run;
+use crate::run::scheduler::Event;
+use crate::run::scheduler::{self, EventSink, RunOptions, RunReport, Services};
+use crate::sandbox::executor::LocalExecutor;
+use crate::sandbox::runtime::Runtime;
+use crate::store::action::Value;
+use crate::store::blobs::Store;
+use crate::store::cache::{ActionCache, LocalCache};
+use crate::store::digest::RunKey;
+use crate::store::records::{self, RecordError, Recorder, Records, RunStatus};
+use crate::workflow::check::{self, Call};
+use crate::workflow::diag::{Diagnostic, Diagnostics};
+use crate::workflow::load::{LoadError, Loaded};
+use crate::workflow::plan::Plan;
+use crate::workflow::typed::TaskKind;
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Errors before any job runs. Whose fault each is decides the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +52,7 @@ pub enum Error {
         /// The module.
         path: PathBuf,
         /// Why.
-        source: crate::adapt::AdaptError,
+        source: crate::sandbox::adapt::AdaptError,
     },
     /// A workflow input could not be read into the store.
     #[error("input `{name}` ({path}): {source}")]
@@ -57,6 +64,9 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// The runtime configuration named is unknown or incomplete.
+    #[error("error: {0}")]
+    Config(String),
     /// The store or the engine failed: not the workflow's fault.
     #[error("{0}")]
     Host(String),
@@ -68,113 +78,18 @@ pub enum Error {
 impl Error {
     /// True when the user's input is at fault, as opposed to the machine.
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, Error::Host(_) | Error::Records(_))
-    }
-}
-
-/// A parsed, planned and checked workflow.
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    /// The workflow file as given.
-    pub path: PathBuf,
-    /// blake3 of the file's bytes.
-    pub digest: Digest,
-    /// The file's text, for diagnostics found after planning (type errors).
-    pub source: Source,
-    /// The directory relative paths in it are resolved against.
-    pub dir: PathBuf,
-    /// The plan.
-    pub plan: Arc<Plan>,
-    /// Component paths, one per job, resolved against `dir`.
-    pub uses: Vec<PathBuf>,
-    /// Workflow input paths, in plan order, resolved.
-    pub inputs: Vec<PathBuf>,
-}
-
-/// Reads, parses and plans a workflow, and checks that every file it names
-/// exists. All problems come back together, each with its position.
-pub fn load(path: &Path, overrides: &Overrides) -> Result<Loaded, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let digest = Digest::of(text.as_bytes());
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let wf = spec::parse(Source::new(path.display().to_string(), text), &stem)?;
-    let plan = plan::plan(&wf, overrides)?;
-    let dir = path
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            }
-        })
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-
-    let mut problems = Vec::new();
-    let mut checked: HashMap<&str, PathBuf> = HashMap::new();
-    let mut uses = Vec::new();
-    for job in &plan.jobs {
-        let p = dir.join(&job.uses.value);
-        if !checked.contains_key(job.uses.value.as_str()) && !p.exists() {
-            problems.push(
-                Diagnostic::at(
-                    job.uses.span,
-                    format!("component not found: {}", p.display()),
-                )
-                .expected(
-                    "a .wasm component or a task source directory, relative to the workflow file",
-                ),
-            );
+        match self {
+            Error::Host(_) | Error::Records(_) => false,
+            // The input was read; the store could not take it.
+            Error::Input { source, .. } => !matches!(
+                source.kind(),
+                io::ErrorKind::StorageFull
+                    | io::ErrorKind::QuotaExceeded
+                    | io::ErrorKind::ReadOnlyFilesystem
+            ),
+            _ => true,
         }
-        checked.insert(&job.uses.value, p.clone());
-        uses.push(p);
     }
-    let mut inputs = Vec::new();
-    for input in &plan.inputs {
-        // `--input` paths are relative to where the user is; file paths to the file.
-        let p = match input.span {
-            Some(_) => dir.join(&input.path),
-            None => PathBuf::from(&input.path),
-        };
-        if !p.is_file() {
-            let msg = format!("input `{}`: no file at {}", input.name, p.display());
-            let d = match input.span {
-                Some(span) => Diagnostic::at(span, msg),
-                None => Diagnostic::global(format!("--input {}={}: {msg}", input.name, input.path)),
-            };
-            problems.push(d.expected("a readable host file"));
-        }
-        inputs.push(p);
-    }
-    if !problems.is_empty() {
-        problems.sort_by_key(|d| d.span.map(|s| s.start));
-        return Err(Diagnostics {
-            source: wf.source,
-            items: problems,
-        }
-        .into());
-    }
-    Ok(Loaded {
-        path: path.to_path_buf(),
-        digest,
-        source: wf.source.clone(),
-        dir,
-        plan: Arc::new(plan),
-        uses,
-        inputs,
-    })
-}
-
-/// The store a workflow uses by default: `.cairn/` beside the file.
-pub fn default_store(loaded: &Loaded) -> PathBuf {
-    loaded.dir.join(".cairn")
 }
 
 /// A loaded workflow with its components and inputs in hand.
@@ -240,7 +155,7 @@ pub fn prepare(
 
 /// The component `path` names, in the store: a source directory built (see
 /// [`builder`]), a preview 1 core module as a command or adapted (see
-/// [`crate::adapt`]), a component
+/// [`crate::sandbox::adapt`]), a component
 /// file as it is. Builds report through `note`.
 pub fn store_component(
     path: &Path,
@@ -248,28 +163,42 @@ pub fn store_component(
     note: &mut dyn FnMut(&str),
 ) -> Result<ComponentRef, Error> {
     let stored = if path.is_dir() {
-        let built = builder::build_dir(path, store)?;
+        let built = build::build_dir(path, store)?;
         if built.fresh {
             note(&format!("built {} ({})", path.display(), built.language));
         }
         built.stored
     } else {
+        // Not wasm at all (`uses:` naming some other host file): it fails
+        // its job as it loads, and its bytes never enter the store.
+        let header = crate::sandbox::adapt::header(path)
+            .map_err(|e| Error::Host(format!("reading {}: {e}", path.display())))?;
+        if crate::sandbox::adapt::classify(&header) == crate::sandbox::adapt::Binary::Other {
+            let mut hasher = crate::store::digest::BlobHasher::new(false);
+            hasher
+                .update_file(path)
+                .map_err(|e| Error::Host(format!("reading {}: {e}", path.display())))?;
+            return Ok(ComponentRef {
+                path: path.to_path_buf(),
+                digest: hasher.finish().0,
+            });
+        }
         // Into the store, so a recorded run can be re-executed (`cairn
         // verify`) even after the file changes; unchanged files are
         // neither copied nor hashed again.
         let stored = store
             .put_host_file(path)
             .map_err(|e| Error::Host(format!("storing {}: {e}", path.display())))?;
-        let header = crate::adapt::header(&store.blob_path(&stored.digest))
+        let header = crate::sandbox::adapt::header(&store.blob_path(&stored.digest))
             .map_err(|e| Error::Host(format!("reading {}: {e}", path.display())))?;
-        if crate::adapt::classify(&header) != crate::adapt::Binary::Module {
+        if crate::sandbox::adapt::classify(&header) != crate::sandbox::adapt::Binary::Module {
             stored
         } else {
-            match crate::adapt::adapt_stored(store, &stored.digest) {
+            match crate::sandbox::adapt::adapt_stored(store, &stored.digest) {
                 Ok(task) => task,
                 // Like any unloadable component, it fails its job alone:
                 // the runtime finds the module unusable and says why.
-                Err(crate::adapt::AdaptError::Invalid(_)) => stored,
+                Err(crate::sandbox::adapt::AdaptError::Invalid(_)) => stored,
                 Err(source) => {
                     return Err(Error::Adapt {
                         path: path.to_path_buf(),
@@ -356,10 +285,37 @@ pub fn unusable(loaded: &Loaded, prepared: &Prepared) -> Result<(), Diagnostics>
     }
 }
 
+/// A connected remote, and how a run uses it.
+#[derive(Clone)]
+pub struct Connected {
+    /// The client.
+    pub remote: Arc<Remote>,
+    /// Execute jobs remotely (else: only the cache is remote).
+    pub exec: bool,
+    /// Where warnings about the server go.
+    pub note: Note,
+}
+
+impl Connected {
+    /// Connects to the target's server, at once or with a clear error.
+    /// Call it within the run's tokio runtime, before anything is put in
+    /// the store (so that blobs get their remote names as they are stored).
+    pub async fn connect(target: &Target, store: Arc<Store>, note: Note) -> Result<Self, Error> {
+        let remote = Remote::connect(target.spec.clone(), store)
+            .await
+            .map_err(|e| Error::Host(e.to_string()))?;
+        Ok(Connected {
+            remote,
+            exec: target.exec,
+            note,
+        })
+    }
+}
+
 /// Executes a prepared workflow with the real wasm executor and the store's
-/// action cache, reporting progress to `events`. Call it within a
-/// multi-threaded tokio runtime: the scheduler is spawned onto one of its
-/// workers.
+/// action cache (with `remote`'s in front of it), reporting progress to
+/// `events`. Call it within a multi-threaded tokio runtime: the scheduler
+/// is spawned onto one of its workers.
 pub async fn execute(
     loaded: &Loaded,
     prepared: &Arc<Prepared>,
@@ -367,26 +323,121 @@ pub async fn execute(
     runtime: Arc<Runtime>,
     events: Arc<dyn EventSink>,
     opts: &RunOptions,
+    remote: Option<&Connected>,
 ) -> RunReport {
     let blobs = store.clone();
+    let local: Arc<dyn Executor> = Arc::new(LocalExecutor::new(runtime, store.clone()));
+    let (executor, cache, remote_cache): (Arc<dyn Executor>, Arc<dyn ActionCache>, _) = match remote
+    {
+        None => (local, Arc::new(LocalCache::new(store)), None),
+        Some(c) => {
+            let cache = Arc::new(RemoteCache::new(
+                LocalCache::new(store),
+                c.remote.clone(),
+                c.note.clone(),
+            ));
+            let here: Arc<dyn Executor> = Arc::new(Fetching::new(local, c.remote.clone()));
+            let executor: Arc<dyn Executor> = if c.exec {
+                Arc::new(RemoteExecutor::new(c.remote.clone(), here))
+            } else {
+                here
+            };
+            (executor, cache.clone(), Some(cache))
+        }
+    };
+    // A condition reads a typed output; one answered by the remote cache
+    // is fetched first (rarely: conditions read a few small values).
+    let fetcher = remote.map(|c| (c.remote.clone(), tokio::runtime::Handle::current()));
     let services = Services {
-        executor: Arc::new(WasmExecutor::new(runtime, store.clone())),
-        cache: Arc::new(LocalCache::new(store)),
-        blobs: Arc::new(move |d| blobs.read(d).ok()),
+        executor,
+        cache,
+        blobs: Arc::new(move |d| {
+            if let Some((remote, rt)) = &fetcher
+                && !blobs.contains(d)
+            {
+                tokio::task::block_in_place(|| rt.block_on(remote.fetch(&[*d]))).ok()?;
+            }
+            blobs.read(d).ok()
+        }),
         events,
     };
-    let (plan, prepared, opts) = (loaded.plan.clone(), prepared.clone(), opts.clone());
+    let run_key = run_key(loaded, prepared);
+    let (plan, prepared2, opts) = (loaded.plan.clone(), prepared.clone(), opts.clone());
     // The scheduler runs on a worker, beside the jobs, not on the thread
     // that waits for it: a job that ends wakes it on the same thread, and
     // the jobs it releases start there. Without this, every hop of a chain
     // woke two threads (the 1,000-deep chain took 1.7× as long).
     let scheduler = tokio::spawn(async move {
-        let p = &*prepared;
-        scheduler::run(plan, &p.calls, &p.components, &p.inputs, services, &opts).await
-    });
-    scheduler
+        let p = &*prepared2;
+        scheduler::run(
+            plan,
+            &p.calls,
+            &p.components,
+            &p.inputs,
+            services,
+            &opts,
+            Some(run_key),
+        )
         .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    });
+    let mut report = scheduler
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    if let (Some(c), Some(cache)) = (remote, remote_cache) {
+        if let Err(e) = cache.flush().await {
+            (c.note)(&format!("warning: some results were not uploaded: {e}"));
+        }
+        // The run's final outputs are wanted here (they are what it
+        // prints); everything else stays on the server until asked for.
+        let finals = final_outputs(&loaded.plan, &report);
+        if let Err(e) = c.remote.fetch(&finals).await {
+            report.host_error = Some(format!("fetching the run's outputs: {e}"));
+        }
+        report.remote_calls = c.remote.stats().snapshot();
+    }
+    report
+}
+
+/// What a run starts from, hashed: the workflow file, the parameters as
+/// used, the inputs' and the components' digests. Two runs with the same
+/// key will very likely compute the same action keys, so the second asks
+/// for the first's summary (see [`crate::store::cache::Summary`]).
+fn run_key(loaded: &Loaded, prepared: &Prepared) -> RunKey {
+    let mut h = blake3::Hasher::new();
+    h.update(b"cairn run summary 1\0");
+    h.update(&loaded.digest.0);
+    h.update(
+        serde_json::to_string(&loaded.plan.params)
+            .expect("serialisable")
+            .as_bytes(),
+    );
+    let mut inputs: Vec<(&String, &Value)> = prepared.inputs.iter().collect();
+    inputs.sort_by(|a, b| a.0.cmp(b.0));
+    h.update(
+        serde_json::to_string(&inputs)
+            .expect("serialisable")
+            .as_bytes(),
+    );
+    for c in &prepared.components {
+        h.update(&c.digest.0);
+    }
+    RunKey(*h.finalize().as_bytes())
+}
+
+/// Every blob of the outputs of jobs nothing depends on.
+fn final_outputs(plan: &Plan, report: &RunReport) -> Vec<crate::store::digest::Digest> {
+    let mut consumed = vec![false; plan.jobs.len()];
+    for j in &plan.jobs {
+        for &d in &j.deps {
+            consumed[d] = true;
+        }
+    }
+    plan.jobs
+        .iter()
+        .zip(&report.jobs)
+        .filter(|(j, r)| !consumed[j.id] && r.status.is_success())
+        .flat_map(|(_, r)| r.outputs.values().flat_map(Value::digests))
+        .collect()
 }
 
 /// Opens the store and creates the engine that `execute` needs.
@@ -396,100 +447,6 @@ pub fn open(store_dir: &Path) -> Result<(Arc<Store>, Arc<Runtime>), Error> {
     let runtime = Runtime::new(&store.root().join("compiled"))
         .map_err(|e| Error::Host(format!("engine: {e:#}")))?;
     Ok((Arc::new(store), Arc::new(runtime)))
-}
-
-/// A recorded run, by id: cheap to open from any process that can read the
-/// store, whether or not the run is still going.
-#[derive(Debug, Clone)]
-pub struct Run {
-    id: String,
-    records: Arc<Records>,
-}
-
-/// How long [`Run::results`] waits for a run that has not ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// Do not wait: an unfinished run is an error.
-    No,
-    /// Wait at most this long.
-    Up(Duration),
-    /// Wait until the run ends.
-    Forever,
-}
-
-/// Why a run has no results to give.
-#[derive(Debug, thiserror::Error)]
-pub enum ResultsError {
-    /// The run is still going and the caller did not wait.
-    #[error("run {0} is still running; wait for it with `cairn results {0} --wait`")]
-    Running(String),
-    /// The run did not end within the wait.
-    #[error("run {id} is still running after waiting {waited:?}")]
-    TimedOut {
-        /// The run.
-        id: String,
-        /// How long we waited.
-        waited: Duration,
-    },
-    /// Reading the records failed.
-    #[error(transparent)]
-    Records(#[from] RecordError),
-}
-
-impl Run {
-    /// Opens the run whose id starts with `id_or_prefix` in the store at `store_dir`.
-    pub fn open(store_dir: &Path, id_or_prefix: &str) -> Result<Run, RecordError> {
-        let records = Arc::new(Records::open(store_dir)?);
-        let id = records.resolve(id_or_prefix)?;
-        Ok(Run { id, records })
-    }
-
-    /// The run's full id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The records it reads.
-    pub fn records(&self) -> &Records {
-        &self.records
-    }
-
-    /// The run's current state (a run whose process died is `interrupted`).
-    pub fn status(&self) -> Result<RunRow, RecordError> {
-        self.records.run(&self.id)
-    }
-
-    /// Its jobs in plan order.
-    pub fn jobs(&self) -> Result<Vec<JobRow>, RecordError> {
-        self.records.jobs(&self.id)
-    }
-
-    /// Blocks until the run ends or `wait` runs out, polling the records.
-    pub fn wait(&self, wait: Wait) -> Result<RunRow, ResultsError> {
-        let started = Instant::now();
-        loop {
-            let row = self.status()?;
-            if row.status.is_final() {
-                return Ok(row);
-            }
-            match wait {
-                Wait::No => return Err(ResultsError::Running(self.id.clone())),
-                Wait::Up(limit) if started.elapsed() >= limit => {
-                    return Err(ResultsError::TimedOut {
-                        id: self.id.clone(),
-                        waited: started.elapsed(),
-                    });
-                }
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
-
-    /// The run's outputs once it has ended (waiting as asked), with its final state.
-    pub fn results(&self, wait: Wait) -> Result<(RunRow, Vec<OutputRow>), ResultsError> {
-        let row = self.wait(wait)?;
-        Ok((row, self.records.outputs(&self.id)?))
-    }
 }
 
 /// A run executing on its own thread.
@@ -526,29 +483,39 @@ pub fn start(
     store_dir: &Path,
     opts: RunOptions,
     events: Arc<dyn EventSink>,
-    note: Box<dyn FnMut(&str) + Send>,
+    note: Note,
+    target: Option<&Target>,
 ) -> Result<Started, Error> {
     let (store, runtime) = open(store_dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         // Wasm runs on the async workers, one per job slot, and the
         // scheduler among them (`execute`). Not one more worker: an idle
         // one is woken and parked again at every hop of a chain.
-        .worker_threads(opts.jobs.max(1))
+        .worker_threads(if target.is_some_and(|t| t.exec) {
+            // Jobs run elsewhere: slots are open executions, not threads.
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            opts.jobs.max(1)
+        })
         .enable_all()
         .build()
         .map_err(|e| Error::Host(format!("starting the async runtime: {e}")))?;
     // Built, hashed and type-checked before the run is recorded: a workflow
     // that cannot run is the caller's to fix, not a failed run.
-    let mut note = note;
-    let prepared = Arc::new(prepare(&loaded, &store, &runtime, &rt, &mut *note)?);
+    let remote = match target {
+        Some(t) => Some(rt.block_on(Connected::connect(t, store.clone(), note.clone()))?),
+        None => None,
+    };
+    let prepared = Arc::new(prepare(&loaded, &store, &runtime, &rt, &mut |n| note(n))?);
     let records = Arc::new(Records::open(store.root())?);
     let id = records::new_run_id();
     let lock = records.begin_run(&records::NewRun {
-        id: id.clone(),
+        id,
         plan: &loaded.plan,
         workflow_path: loaded.path.display().to_string(),
         workflow_digest: loaded.digest,
     })?;
+    let id = lock.id().to_string();
     let recorder = Arc::new(Recorder::start(records.clone(), id.clone()));
     recorder.inputs(
         prepared
@@ -566,13 +533,23 @@ pub fn start(
         .name(format!("cairn-run-{id}"))
         .spawn(move || {
             let sinks: Arc<dyn EventSink> = Arc::new(Tee(vec![recorder.clone(), events]));
-            let report = rt.block_on(execute(&loaded, &prepared, store, runtime, sinks, &opts));
+            let report = rt.block_on(execute(
+                &loaded,
+                &prepared,
+                store,
+                runtime,
+                sinks,
+                &opts,
+                remote.as_ref(),
+            ));
             let status = if report.success() {
                 RunStatus::Succeeded
             } else {
                 RunStatus::Failed
             };
-            let result = recorder.finish(status, None).map(|()| report);
+            let result = recorder
+                .finish(status, report.host_error.clone())
+                .map(|()| report);
             drop(lock);
             // The run is over and recorded: hand the report out now. Tearing
             // down the engine, its pool and the run's state (7 ms at 10,000
@@ -604,4 +581,13 @@ pub struct NoEvents;
 
 impl EventSink for NoEvents {
     fn event(&self, _plan: &Plan, _event: &Event) {}
+}
+
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Workflow(d) => Error::Workflow(d),
+            LoadError::Read { path, source } => Error::Read { path, source },
+        }
+    }
 }

@@ -21,8 +21,8 @@
 //! digest and the adapter's: a module is adapted (or found to be a command)
 //! once.
 
-use crate::digest::Digest;
-use crate::store::{Store, Stored};
+use crate::store::blobs::{Store, Stored};
+use crate::store::digest::Digest;
 use std::fs;
 use std::io;
 use std::path::PathBuf;

@@ -3,14 +3,16 @@
 //! files through `/in` and `/out`; typed tasks exchange values and
 //! artifacts through their export's signature.
 
-use crate::cache::{CACHE_FORMAT, Manifest, Value};
-use crate::outcome::{Failure, FailureKind, Outcome};
-use crate::runtime::{CommandTask, Entry, JobState, Runtime, TypedInvoke, Wasi, output_limit};
-use crate::sandbox::{JobDir, SandboxSettings};
-use crate::scheduler::{Executor, JobRequest};
-use crate::store::Store;
-use crate::task_host::{ArtifactRes, TaskCtx};
-use crate::typed::{self, Signature, holds_artifacts, is_artifact};
+use crate::run::executor::{Executor, JobRequest};
+use crate::run::outcome::{Failure, FailureKind, Outcome};
+use crate::sandbox::jobdir::{JobDir, SandboxSettings};
+use crate::sandbox::runtime::{
+    CommandTask, Entry, JobState, Runtime, TypedInvoke, Wasi, output_limit,
+};
+use crate::sandbox::task_host::{ArtifactRes, TaskCtx};
+use crate::store::action::{CACHE_FORMAT, Manifest, Value};
+use crate::store::blobs::Store;
+use crate::workflow::typed::{self, Signature, holds_artifacts, is_artifact};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -20,15 +22,15 @@ use wasmtime::Store as WasmStore;
 use wasmtime::component::{Resource, Type, Val};
 
 /// Runs components with wasmtime.
-pub struct WasmExecutor {
+pub struct LocalExecutor {
     runtime: Arc<Runtime>,
     store: Arc<Store>,
 }
 
-impl WasmExecutor {
+impl LocalExecutor {
     /// An executor over one runtime and one store.
     pub fn new(runtime: Arc<Runtime>, store: Arc<Store>) -> Self {
-        WasmExecutor { runtime, store }
+        LocalExecutor { runtime, store }
     }
 
     async fn run(&self, req: JobRequest) -> Result<Manifest, Failure> {
@@ -103,7 +105,22 @@ impl WasmExecutor {
                 Ok((c, stats, reported))
             })
             .map_err(|mut failure| {
+                // A full disk fails the guest's writes (its `write` gets
+                // ENOSPC, and it gives up its own way): the host's fault.
+                let full = failure.kind != FailureKind::Host && self.store.is_full();
+                if full {
+                    failure = Failure::host(
+                        &format!(
+                            "no space left on the store's filesystem ({})",
+                            self.store.root().display()
+                        ),
+                        format!("the job failed as it ran ({})", failure.cause()),
+                    );
+                }
                 // Keep whatever the job printed: it is how people debug it.
+                // Its outputs are never kept: freeing their space first
+                // lets its log be stored even when they filled the disk.
+                dir.discard_outputs(full);
                 if let Ok((out, err)) = dir.logs(&self.store) {
                     failure.stdout = Some(out);
                     failure.stderr = Some(err);
@@ -124,7 +141,7 @@ impl WasmExecutor {
     }
 }
 
-impl Executor for WasmExecutor {
+impl Executor for LocalExecutor {
     fn execute(&self, req: JobRequest) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>> {
         Box::pin(async move {
             match self.run(req).await {
@@ -139,7 +156,7 @@ impl Executor for WasmExecutor {
 /// store (artifacts as resources, values decoded), results into outputs.
 struct Invoke {
     sig: Arc<Signature>,
-    action: crate::cache::ActionInputs,
+    action: crate::store::action::ActionInputs,
     store: Arc<Store>,
     outputs: BTreeMap<String, Value>,
 }

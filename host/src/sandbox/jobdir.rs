@@ -2,10 +2,11 @@
 //! exactly its read-only inputs at `/in`, a writable `/out`, its arguments,
 //! and nothing else: no environment, no network, no other files.
 
-use crate::cache::Value;
-use crate::digest::Digest;
-use crate::outcome::{Failure, FailureKind};
-use crate::store::Store;
+use crate::run::outcome::{Failure, FailureKind};
+use crate::sandbox::runtime::{MAX_OUTPUT_DEPTH, MAX_OUTPUT_ENTRIES, OutputUsage};
+use crate::store::action::Value;
+use crate::store::blobs::Store;
+use crate::store::digest::Digest;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
@@ -59,6 +60,16 @@ pub struct Collected {
     pub stdout: Digest,
     /// Standard error, in the store.
     pub stderr: Digest,
+}
+
+impl Drop for JobDir {
+    fn drop(&mut self) {
+        // Whatever the guest made of /out, however deep (the TempDir's own
+        // removal, which follows, would give up on a deep tree).
+        if let Some(d) = &self.dir {
+            let _ = crate::store::blobs::remove_tree(d.path());
+        }
+    }
 }
 
 impl JobDir {
@@ -172,18 +183,33 @@ impl JobDir {
         Box::new(self.stderr_stream())
     }
 
-    /// A function that measures the bytes written as outputs so far
+    /// A function that measures what has been written as outputs so far
     /// (`/out`, standard output kept as an output, and `written`: the
     /// artifact writers' bytes), for the runtime to enforce the output
-    /// limit while the job runs.
-    pub fn output_usage(&self, written: Arc<AtomicU64>) -> Box<dyn Fn() -> u64 + Send + Sync> {
+    /// limits while the job runs.
+    pub fn output_usage(
+        &self,
+        written: Arc<AtomicU64>,
+    ) -> Box<dyn Fn() -> OutputUsage + Send + Sync> {
         let out = self.out_dir();
         let stdout = self.stdout_budget.clone();
         Box::new(move || {
-            out.as_deref().map_or(0, tree_size)
-                + stdout.as_ref().map_or(0, |b| b.used())
-                + written.load(Ordering::Relaxed)
+            let mut u = out.as_deref().map(measure).unwrap_or_default();
+            u.bytes += stdout.as_ref().map_or(0, |b| b.used()) + written.load(Ordering::Relaxed);
+            u
         })
+    }
+
+    /// Removes what a failed job wrote to `/out`: it is never collected.
+    /// With `stdout_too`, standard output kept as an output goes as well
+    /// (its log is then empty): for a disk it filled.
+    pub fn discard_outputs(&self, stdout_too: bool) {
+        if let Some(out) = self.out_dir() {
+            let _ = crate::store::blobs::remove_tree(&out);
+        }
+        if let (true, Sink::File(f, _)) = (stdout_too, &self.stdout) {
+            let _ = f.set_len(0);
+        }
     }
 
     /// Secret values to blank out of the job's log before it is stored.
@@ -250,7 +276,7 @@ impl JobDir {
         let mut values = BTreeMap::new();
         if let Some(out) = self.out_dir() {
             for name in outputs {
-                let v = collect_one(store, &out.join(name), name)?;
+                let v = collect_one(store, &out.join(name), name, 0)?;
                 values.insert(name.clone(), v);
             }
         }
@@ -284,8 +310,15 @@ fn stage(store: &Store, value: &Value, dest: &Path) -> io::Result<()> {
     }
 }
 
-fn collect_one(store: &Store, path: &Path, what: &str) -> Result<Value, Failure> {
+fn collect_one(store: &Store, path: &Path, what: &str, depth: usize) -> Result<Value, Failure> {
     let bad = |msg: String| Failure::new(FailureKind::BadOutput, msg);
+    // The runtime refused deeper trees already; this keeps the recursion
+    // bounded whatever happens between its look and this one.
+    if depth > MAX_OUTPUT_DEPTH {
+        return Err(bad(format!(
+            "output /out/{what} nests directories more than {MAX_OUTPUT_DEPTH} deep"
+        )));
+    }
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -333,7 +366,7 @@ fn collect_one(store: &Store, path: &Path, what: &str) -> Result<Value, Failure>
     }
     let items = indexed
         .into_iter()
-        .map(|(_, n)| collect_one(store, &path.join(&n), &format!("{what}/{n}")))
+        .map(|(_, n)| collect_one(store, &path.join(&n), &format!("{what}/{n}"), depth + 1))
         .collect::<Result<_, _>>()?;
     Ok(Value::List(items))
 }
@@ -353,19 +386,34 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The bytes of regular files below `dir` (links are not followed).
-fn tree_size(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-            _ => 0,
-        })
-        .sum()
+/// The bytes of regular files below `dir` and how many entries it holds,
+/// links not followed. Iterative and bounded: it stops counting just past
+/// [`MAX_OUTPUT_ENTRIES`] entries or [`MAX_OUTPUT_DEPTH`] levels, which a
+/// guest can reach much faster than a recursive walk could survive.
+fn measure(dir: &Path) -> OutputUsage {
+    let mut u = OutputUsage::default();
+    let mut todo = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((d, depth)) = todo.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            u.entries += 1;
+            if u.entries > MAX_OUTPUT_ENTRIES {
+                return u;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() && depth + 1 >= MAX_OUTPUT_DEPTH => {
+                    u.too_deep = true;
+                    return u;
+                }
+                Ok(t) if t.is_dir() => todo.push((e.path(), depth + 1)),
+                Ok(t) if t.is_file() => u.bytes += e.metadata().map_or(0, |m| m.len()),
+                _ => {}
+            }
+        }
+    }
+    u
 }
 
 /// A byte budget shared by the streams of one log (or one output).

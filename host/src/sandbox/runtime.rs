@@ -8,10 +8,11 @@
 //! that own all of linear memory (Go; wasi-libc before 2023): the adapter
 //! grows memory for its state and their allocators hand those pages out.
 
-use crate::digest::Digest;
-use crate::outcome::{Failure, FailureKind};
-use crate::task_host::{self, TaskCtx, TaskView};
-use crate::typed::TaskKind;
+use crate::run::executor::{ComponentRef, ExecLimits};
+use crate::run::outcome::{Failure, FailureKind, duration_words, size_words};
+use crate::sandbox::task_host::{self, TaskCtx, TaskView};
+use crate::store::digest::Digest;
+use crate::workflow::typed::TaskKind;
 use std::collections::HashMap;
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -51,42 +52,6 @@ const TABLE_ELEMENTS: usize = 1 << 18;
 /// the host without TLB shootdowns.
 const KEEP_RESIDENT: usize = 2 << 20;
 
-/// A component to run: where it is and what its bytes hash to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ComponentRef {
-    /// The component file (in the store's CAS once prepared).
-    pub path: PathBuf,
-    /// The digest of its bytes.
-    pub digest: Digest,
-}
-
-/// Limits on one job's execution. The defaults are the CLI's documented ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ExecLimits {
-    /// Linear memory per memory, in bytes.
-    pub memory: u64,
-    /// Wall-clock time.
-    pub timeout: Duration,
-    /// Fuel; `None` runs unmetered (and faster).
-    pub fuel: Option<u64>,
-    /// Total bytes of declared outputs.
-    pub output: u64,
-    /// Bytes of stdout and stderr kept as the log.
-    pub log: u64,
-}
-
-impl Default for ExecLimits {
-    fn default() -> Self {
-        ExecLimits {
-            memory: 2 << 30,
-            timeout: Duration::from_secs(600),
-            fuel: None,
-            output: 1 << 30,
-            log: 8 << 20,
-        }
-    }
-}
-
 /// What an execution measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ExecStats {
@@ -96,16 +61,60 @@ pub struct ExecStats {
     pub fuel: Option<u64>,
 }
 
+/// What a job's outputs hold so far, as the sandbox measures them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputUsage {
+    /// Bytes written as outputs.
+    pub bytes: u64,
+    /// Files and directories under `/out` (counted up to just past
+    /// [`MAX_OUTPUT_ENTRIES`]).
+    pub entries: u64,
+    /// `/out` nests directories deeper than [`MAX_OUTPUT_DEPTH`].
+    pub too_deep: bool,
+}
+
+/// The most files and directories a job's `/out` may hold: a list output
+/// of 100,000 elements is large; a million empty files is an attack on
+/// the host that must walk and store them.
+pub const MAX_OUTPUT_ENTRIES: u64 = 100_000;
+
+/// The deepest a job's `/out` may nest directories (a list of lists of
+/// lists…): deeper trees are attacks on the host that walks them.
+pub const MAX_OUTPUT_DEPTH: usize = 64;
+
+/// The failure for outputs past a limit, if they are.
+fn over_limits(u: OutputUsage, limit: u64) -> Option<Failure> {
+    let shape =
+        |what: String| Failure::new(FailureKind::OutputLimit, format!("output limit: {what}"));
+    if u.bytes > limit {
+        Some(output_limit(limit))
+    } else if u.entries > MAX_OUTPUT_ENTRIES {
+        Some(shape(format!(
+            "/out holds more than {MAX_OUTPUT_ENTRIES} files and directories"
+        )))
+    } else if u.too_deep {
+        Some(shape(format!(
+            "/out nests directories more than {MAX_OUTPUT_DEPTH} deep"
+        )))
+    } else {
+        None
+    }
+}
+
 /// Watches a running job from the epoch callback.
 pub struct Watch {
     /// When the job's time is up.
     deadline: Instant,
-    /// Bytes the job has written as outputs so far (measured by the sandbox).
-    output_usage: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// What the job has written as outputs so far (measured by the sandbox).
+    output_usage: Box<dyn Fn() -> OutputUsage + Send + Sync>,
     /// The output limit.
     output_limit: u64,
+    /// When the outputs were last measured, and what that cost: a job that
+    /// makes many files is measured less often, so that the walk costs the
+    /// host at most a tenth of its time.
+    measured: Option<(Instant, Duration)>,
     /// Why the job was stopped, if it was.
-    stopped: Option<FailureKind>,
+    stopped: Option<Failure>,
 }
 
 /// A job's WASI context: WASI 0.2 for a component, preview 1 for a core
@@ -135,7 +144,7 @@ impl JobState {
     }
 
     /// What the typed task reported through `cairn:task/context`.
-    pub fn reported(&self) -> &crate::task_host::Reported {
+    pub fn reported(&self) -> &crate::store::action::Reported {
         &self.task.reported
     }
 }
@@ -282,6 +291,7 @@ impl Flavor {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        add_exit_to_linker(&mut linker)?;
         task_host::add_to_linker(&mut linker, |s: &mut JobState| TaskView {
             ctx: &mut s.task,
             table: &mut s.table,
@@ -295,6 +305,7 @@ impl Flavor {
         engine.precompile_compatibility_hash().hash(&mut h);
         let compiled_dir = compiled_root.join(format!("{:016x}", h.finish()));
         fs::create_dir_all(&compiled_dir)?;
+        sweep_partial_writes(&compiled_dir);
         Ok(Flavor {
             engine,
             linker,
@@ -491,7 +502,7 @@ impl Runtime {
     pub async fn inspect(&self, c: &ComponentRef, call: Option<&str>) -> Result<TaskKind, Failure> {
         match self.load(c, false).await? {
             Program::Component(component, _) => {
-                crate::typed::task_kind(&component, &self.plain.engine, call)
+                crate::workflow::typed::task_kind(&component, &self.plain.engine, call)
                     .map_err(|e| Failure::new(FailureKind::Instantiation, e))
             }
             Program::Module(module, _) => Ok(if module.get_export("_start").is_some() {
@@ -503,15 +514,15 @@ impl Runtime {
     }
 
     /// Runs a command component to completion in a fresh store.
-    /// `output_usage` reports the bytes written to outputs so far.
+    /// `output_usage` reports what has been written to outputs so far.
     pub async fn run(
         &self,
         entry: Entry<'_>,
         wasi: Wasi,
         task: TaskCtx,
         limits: ExecLimits,
-        output_usage: Box<dyn Fn() -> u64 + Send + Sync>,
-    ) -> Result<(ExecStats, crate::task_host::Reported), Failure> {
+        output_usage: Box<dyn Fn() -> OutputUsage + Send + Sync>,
+    ) -> Result<(ExecStats, crate::store::action::Reported), Failure> {
         let flavor = self.flavor(limits.fuel.is_some())?;
         // Held until the store (declared after it) is dropped.
         let _slot = flavor
@@ -537,6 +548,7 @@ impl Runtime {
                 deadline: Instant::now() + limits.timeout,
                 output_usage,
                 output_limit: limits.output,
+                measured: None,
                 stopped: None,
             },
             task,
@@ -550,15 +562,24 @@ impl Runtime {
         }
         // Every tick: stop the guest if it is out of time or over its output limit.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut cx| {
+        let time_limit = limits.timeout;
+        store.epoch_deadline_callback(move |mut cx| {
             let w = &mut cx.data_mut().watch;
-            if Instant::now() >= w.deadline {
-                w.stopped = Some(FailureKind::Timeout);
+            let now = Instant::now();
+            if now >= w.deadline {
+                w.stopped = Some(timeout(time_limit));
                 return Ok(UpdateDeadline::Interrupt);
             }
-            if (w.output_usage)() > w.output_limit {
-                w.stopped = Some(FailureKind::OutputLimit);
-                return Ok(UpdateDeadline::Interrupt);
+            let due = w
+                .measured
+                .is_none_or(|(at, cost)| now - at >= (cost * 10).max(EPOCH_TICK));
+            if due {
+                let usage = (w.output_usage)();
+                w.measured = Some((now, now.elapsed()));
+                if let Some(f) = over_limits(usage, w.output_limit) {
+                    w.stopped = Some(f);
+                    return Ok(UpdateDeadline::Interrupt);
+                }
             }
             Ok(UpdateDeadline::Continue(1))
         });
@@ -571,7 +592,7 @@ impl Runtime {
                     Ok(exited.map_err(|()| {
                         Failure::new(
                             FailureKind::Exit,
-                            "the program exited with a failure status (WASI 0.2 carries no exit code)",
+                            "exit status failure: `wasi:cli/run` returned an error, which carries no exit code",
                         )
                     }))
                 }
@@ -617,17 +638,22 @@ impl Runtime {
         let oom = data.limiter.hit;
         let reported = data.task.reported.clone();
         let done = Ok((stats, reported));
-        match (result, data.watch.stopped) {
-            (_, Some(FailureKind::OutputLimit)) => Err(output_limit(limits.output)),
-            (_, Some(_)) => Err(timeout(limits.timeout)),
+        // Standard output kept as an output stops the guest with a trap of
+        // its own when it passes the limit, maybe before the epoch notices.
+        let stopped = data
+            .watch
+            .stopped
+            .clone()
+            .or_else(|| over_limits((data.watch.output_usage)(), data.watch.output_limit));
+        match (result, stopped) {
+            (_, Some(f)) => Err(f),
             (Ok(Ok(())), None) => done,
             (Ok(Err(_)), None) if oom => Err(out_of_memory(limits.memory)),
             (Ok(Err(f)), None) => Err(f),
             (Err(e), None) => match e.downcast_ref::<I32Exit>() {
                 Some(I32Exit(0)) => done,
-                Some(I32Exit(code)) => {
-                    Err(Failure::new(FailureKind::Exit, format!("exit code {code}")))
-                }
+                Some(I32Exit(code)) => Err(Failure::exit(*code)),
+                None if e.downcast_ref::<ExitFailure>().is_some() => Err(exit_failure()),
                 None if oom => Err(out_of_memory(limits.memory)),
                 None => Err(classify_trap(&e, limits)),
             },
@@ -638,7 +664,7 @@ impl Runtime {
 /// Why the core module at `path`, which has no `_start`, is no task: only
 /// a module that could not be adapted into a component stays a reactor.
 fn not_a_command(path: &Path) -> String {
-    let why = match fs::read(path).map(|b| crate::adapt::adapt(&b)) {
+    let why = match fs::read(path).map(|b| crate::sandbox::adapt::adapt(&b)) {
         Ok(Err(e)) => e.to_string(),
         _ => "it could not be adapted into a component".into(),
     };
@@ -651,7 +677,7 @@ fn not_a_command(path: &Path) -> String {
 fn timeout(limit: Duration) -> Failure {
     Failure::new(
         FailureKind::Timeout,
-        format!("ran longer than the limit of {limit:?}"),
+        format!("timeout after {}", duration_words(limit)),
     )
 }
 
@@ -659,7 +685,10 @@ fn timeout(limit: Duration) -> Failure {
 pub fn output_limit(limit: u64) -> Failure {
     Failure::new(
         FailureKind::OutputLimit,
-        format!("outputs exceeded the limit of {} bytes", limit),
+        format!(
+            "output limit {}: the job's outputs grew past it",
+            size_words(limit)
+        ),
     )
 }
 
@@ -667,60 +696,203 @@ fn out_of_memory(limit: u64) -> Failure {
     Failure::new(
         FailureKind::OutOfMemory,
         format!(
-            "linear memory would have grown past the limit of {} MiB",
-            limit >> 20
+            "memory limit {}: linear memory would have grown past it",
+            size_words(limit)
         ),
     )
 }
 
-fn classify_trap(e: &wasmtime::Error, limits: ExecLimits) -> Failure {
-    match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => timeout(limits.timeout),
-        Some(Trap::StackOverflow) => Failure::new(FailureKind::StackOverflow, trap_message(e)),
-        // Toolchains keep a shadow stack at the bottom of linear memory that
-        // grows down; overflowing it wraps the stack pointer to the top of
-        // the 32-bit space, and the next access faults there.
-        Some(Trap::MemoryOutOfBounds) if shadow_stack_overflow(e) => Failure::new(
-            FailureKind::StackOverflow,
-            format!(
-                "the guest's stack in linear memory overflowed (unbounded recursion?): {}",
-                trap_message(e)
-            ),
-        ),
-        Some(Trap::OutOfFuel) => Failure::new(
-            FailureKind::OutOfFuel,
-            format!("used all of its {} fuel", limits.fuel.unwrap_or(0)),
-        ),
-        _ => Failure::new(FailureKind::Trap, trap_message(e)),
+/// A guest called WASI 0.2.0's `exit(err)`: failure, without a code.
+#[derive(Debug)]
+struct ExitFailure;
+
+impl std::fmt::Display for ExitFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the guest exited with a failure status")
     }
 }
 
-/// The trap's cause and its wasm backtrace (function names where the
-/// component has them), without the host's own backtrace, trimmed.
-fn trap_message(e: &wasmtime::Error) -> String {
-    const FRAMES: usize = 12;
-    let text = format!("{e:#}");
-    let mut out = Vec::new();
-    let mut frames = 0;
-    for line in text.lines() {
-        let is_frame = line
-            .trim_start()
-            .split(':')
-            .next()
-            .is_some_and(|n| n.parse::<u32>().is_ok());
-        if is_frame {
-            frames += 1;
-            if frames > FRAMES {
-                continue;
+impl std::error::Error for ExitFailure {}
+
+/// wasmtime-wasi reports `exit(err)` as exit code 1, which a guest that
+/// called `exit(3)` never said: its libc had only "failure" to pass on.
+/// Cairn's own `exit` keeps the two apart; `exit-with-code` (WASI 0.2.12)
+/// and preview 1's `proc_exit` carry the code and stay wasmtime-wasi's.
+fn add_exit_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.instance("wasi:cli/exit@0.2.12")?.func_wrap(
+        "exit",
+        |_, (status,): (Result<(), ()>,)| -> wasmtime::Result<()> {
+            match status {
+                Ok(()) => Err(wasmtime::Error::new(I32Exit(0))),
+                Err(()) => Err(wasmtime::Error::new(ExitFailure)),
             }
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+fn exit_failure() -> Failure {
+    Failure::new(
+        FailureKind::Exit,
+        "exit status failure, without a code (WASI 0.2's `exit(err)` carries none)\n\
+         a Rust or C program built for wasm32-wasip2 exits so whatever code it gave; built \
+         for wasm32-wasip1, or calling WASI 0.2.12's `exit-with-code`, its code is reported",
+    )
+}
+
+fn classify_trap(e: &wasmtime::Error, limits: ExecLimits) -> Failure {
+    let trap = e.downcast_ref::<Trap>().copied();
+    let kind = match trap {
+        Some(Trap::Interrupt) => return timeout(limits.timeout),
+        Some(Trap::OutOfFuel) => {
+            return Failure::new(
+                FailureKind::OutOfFuel,
+                format!(
+                    "out of fuel: the job used all of its {} fuel",
+                    limits.fuel.unwrap_or(0)
+                ),
+            );
         }
-        out.push(line);
+        Some(Trap::StackOverflow) => FailureKind::StackOverflow,
+        // Toolchains keep a shadow stack at the bottom of linear memory that
+        // grows down; overflowing it wraps the stack pointer to the top of
+        // the 32-bit space, and the next access faults there.
+        Some(Trap::MemoryOutOfBounds) if shadow_stack_overflow(e) => FailureKind::StackOverflow,
+        Some(Trap::MemoryOutOfBounds) => FailureKind::MemoryOutOfBounds,
+        Some(Trap::UnreachableCodeReached) => FailureKind::Unreachable,
+        Some(Trap::IntegerDivisionByZero) => FailureKind::DivideByZero,
+        Some(Trap::IntegerOverflow) => FailureKind::IntegerOverflow,
+        Some(Trap::BadConversionToInteger) => FailureKind::BadConversion,
+        Some(Trap::TableOutOfBounds) => FailureKind::TableOutOfBounds,
+        Some(Trap::IndirectCallToNull) => FailureKind::NullCall,
+        Some(Trap::BadSignature) => FailureKind::BadSignature,
+        Some(Trap::HeapMisaligned) => FailureKind::Misaligned,
+        _ => FailureKind::Trap,
+    };
+    // The cause in words; a trap without a class of its own (or an error a
+    // host function raised) says what wasmtime said, without the backtrace.
+    let cause = match (kind, trap) {
+        (FailureKind::Trap, Some(t)) => format!("trap: {t}"),
+        (FailureKind::Trap, None) => format!("trap: {}", e.root_cause()),
+        (k, _) => k.words().to_string(),
+    };
+    let mut message = cause;
+    if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+        for line in guest_frames(bt.frames()) {
+            message.push_str("\n  ");
+            message.push_str(&line);
+        }
     }
-    let mut msg = out.join("\n");
-    if frames > FRAMES {
-        msg.push_str(&format!("\n    … {} more frames", frames - FRAMES));
+    Failure::new(kind, message)
+}
+
+/// Frames of the language's runtime (Rust's std and panic machinery,
+/// libc's start code, allocators, bindings glue): not the guest's own code,
+/// and what a person reading a failure skips.
+const RUNTIME_FRAMES: &[&str] = &[
+    "std::",
+    "core::",
+    "alloc::",
+    "<std::",
+    "<core::",
+    "<alloc::",
+    "<&",
+    "panic_abort::",
+    "panic_unwind::",
+    "__rust",
+    "rust_begin_unwind",
+    "rust_panic",
+    "__rdl_",
+    "__rg_",
+    "dlmalloc",
+    "wit_bindgen",
+    "cabi_",
+    "_start",
+    "__main_void",
+    "__original_main",
+    "__main_argc_argv",
+    "__wasm_call_ctors",
+    "__wasilibc",
+    "__wasi_",
+    "wasi:",
+    "abort",
+    "_Exit",
+    "exit",
+];
+
+/// The guest's own frames, innermost first, as `at NAME (FILE:LINE)` or
+/// `at NAME (wasm offset 0x…)`; a frame repeated (a recursion) is shown
+/// once with its count. Frames of the language's runtime are left out,
+/// unless nothing else is named.
+fn guest_frames(frames: &[wasmtime::FrameInfo]) -> Vec<String> {
+    let named: Vec<(String, Option<String>, Option<usize>)> = frames
+        .iter()
+        .map(|f| {
+            let symbol = f.symbols().first();
+            let mut name = String::new();
+            match symbol.and_then(|s| s.name()).or(f.func_name()) {
+                Some(n) => {
+                    let _ = demangle(&mut name, n);
+                }
+                None => name = format!("<wasm function {}>", f.func_index()),
+            }
+            let place = symbol.and_then(|s| {
+                let file = s.file()?;
+                Some(match (s.line(), s.column()) {
+                    (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
+                    (Some(l), None) => format!("{file}:{l}"),
+                    _ => file.to_string(),
+                })
+            });
+            (name, place, f.module_offset())
+        })
+        .collect();
+    let runtime = |n: &str| RUNTIME_FRAMES.iter().any(|p| n.starts_with(p));
+    let own: Vec<_> = named.iter().filter(|(n, ..)| !runtime(n)).collect();
+    let shown: Vec<_> = if own.is_empty() {
+        named.iter().collect()
+    } else {
+        own
+    };
+    let hidden = named.len() - shown.len();
+    let mut lines: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < shown.len() {
+        let (name, place, offset) = shown[i];
+        let mut n = 1;
+        while i + n < shown.len() && shown[i + n].0 == *name {
+            n += 1;
+        }
+        let at = match (place, offset) {
+            (Some(p), _) => format!(" ({p})"),
+            (None, Some(o)) => format!(" (wasm offset {o:#x})"),
+            (None, None) => String::new(),
+        };
+        let times = if n > 1 {
+            format!(" ×{n}")
+        } else {
+            String::new()
+        };
+        lines.push(format!("at {name}{at}{times}"));
+        i += n;
     }
-    msg
+    if hidden > 0 {
+        lines.push(format!(
+            "({hidden} frames of the language runtime not shown)"
+        ));
+    }
+    lines
+}
+
+/// Rust and C++ names as written in source (`recurse::dive`, not `_ZN…`).
+fn demangle(out: &mut String, name: &str) -> std::fmt::Result {
+    use std::fmt::Write;
+    match rustc_demangle::try_demangle(name) {
+        Ok(d) => write!(out, "{d:#}"),
+        Err(_) => out.write_str(name),
+    }
 }
 
 fn shadow_stack_overflow(e: &wasmtime::Error) -> bool {
@@ -743,12 +915,12 @@ enum Compiled {
 
 /// Loads a precompiled component or module, or compiles and caches it.
 fn load(engine: &Engine, wasm: &Path, cwasm: &Path) -> Result<Compiled, Failure> {
-    let header = crate::adapt::header(wasm)
+    let header = crate::sandbox::adapt::header(wasm)
         .map_err(|e| Failure::host(&format!("reading {}", wasm.display()), e))?;
-    let is_module = match crate::adapt::classify(&header) {
-        crate::adapt::Binary::Component => false,
-        crate::adapt::Binary::Module => true,
-        crate::adapt::Binary::Other => {
+    let is_module = match crate::sandbox::adapt::classify(&header) {
+        crate::sandbox::adapt::Binary::Component => false,
+        crate::sandbox::adapt::Binary::Module => true,
+        crate::sandbox::adapt::Binary::Other => {
             return Err(Failure::new(
                 FailureKind::Instantiation,
                 "not a WebAssembly component or module: it does not start with the wasm magic bytes",
@@ -794,9 +966,30 @@ fn load(engine: &Engine, wasm: &Path, cwasm: &Path) -> Result<Compiled, Failure>
     Ok(compiled)
 }
 
+/// The prefix of a compiled component being written (see [`write_atomically`]).
+const PARTIAL: &str = ".partial-";
+
+/// Removes compiled components a killed process was writing: written in
+/// one go right after compiling, a partial file older than a minute has no
+/// writer left.
+fn sweep_partial_writes(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let stale = e.file_name().to_string_lossy().starts_with(PARTIAL)
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(60)));
+        if stale {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("cache files have a parent");
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(PARTIAL).tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -3,10 +3,10 @@
 //! secrets). A job's artifacts are resources in its store's table; bytes
 //! are verified as they leave the store and hashed as they are written.
 
-use crate::digest::Digest;
-use crate::store::Store;
+use crate::store::action::Reported;
+use crate::store::blobs::Store;
+use crate::store::digest::{BlobHasher, Digest};
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -53,7 +53,7 @@ pub struct WriterRes(Arc<Mutex<WriterInner>>);
 struct WriterInner {
     /// Removed if the writer is dropped unfinished.
     file: tempfile::NamedTempFile,
-    hasher: blake3::Hasher,
+    hasher: BlobHasher,
     size: u64,
     /// The job's bytes written through all its writers.
     written: Arc<AtomicU64>,
@@ -68,15 +68,6 @@ impl WriterInner {
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
     }
-}
-
-/// What a typed task told the host about itself, besides its result.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Reported {
-    /// `metric` calls: (name, step, value).
-    pub metrics: Vec<(String, Option<u64>, f64)>,
-    /// `label` calls, last value per key.
-    pub labels: BTreeMap<String, String>,
 }
 
 /// The per-job state behind `cairn:task`.
@@ -181,7 +172,7 @@ impl generated::cairn::task::artifacts::HostWriter for TaskView<'_> {
     fn new(&mut self) -> wasmtime::Result<Resource<WriterRes>> {
         let inner = WriterInner {
             file: self.ctx.store.temp_file().map_err(trap)?,
-            hasher: blake3::Hasher::new(),
+            hasher: self.ctx.store.hasher(),
             size: 0,
             written: self.ctx.written.clone(),
         };
@@ -207,8 +198,12 @@ impl generated::cairn::task::artifacts::HostWriter for TaskView<'_> {
             ));
         };
         let inner = inner.into_inner().unwrap();
-        let digest = Digest::from(inner.hasher.finalize());
-        self.ctx.store.adopt(inner.file, &digest).map_err(trap)?;
+        let hashed = inner.hasher.finish();
+        let digest = hashed.0;
+        self.ctx
+            .store
+            .adopt(inner.file, hashed, inner.size)
+            .map_err(trap)?;
         Ok(self.table.push(ArtifactRes {
             digest,
             size: inner.size,

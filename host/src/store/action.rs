@@ -1,15 +1,11 @@
-//! The action cache: a job's result stored under a key computed from exactly
-//! what went into it. Key computation is pure; the file-backed cache lives
-//! beside the blobs in the store.
+//! What a job is to the cache: the values passed between jobs, everything
+//! that determines a job's result ([`ActionInputs`]) and its key, and what a
+//! successful job produced ([`Manifest`]). Pure: no I/O, no wasmtime, no
+//! tokio; the key's encoding is canonical and versioned.
 
-use crate::digest::{ActionKey, Digest};
-use crate::store::Store;
+use crate::store::digest::{ActionKey, Digest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Bumped whenever the key encoding or the manifest format changes, so old
 /// entries are simply never found again.
@@ -95,7 +91,7 @@ impl Default for SandboxKey {
 pub struct ActionInputs {
     /// The component's digest.
     pub component: Digest,
-    /// argv after argv[0].
+    /// argv after `argv[0]`.
     pub argv: Vec<String>,
     /// Declared inputs and their values, by name.
     pub inputs: BTreeMap<String, Value>,
@@ -103,7 +99,7 @@ pub struct ActionInputs {
     pub outputs: Vec<String>,
     /// The output that keeps standard output, if any.
     pub stdout: Option<String>,
-    /// The sandbox profile (see [`SandboxKey`]).
+    /// The sandbox profile (see `SandboxKey`).
     pub sandbox: u32,
     /// A typed task's export (`None` for command tasks).
     #[serde(default)]
@@ -253,6 +249,29 @@ impl ActionInputs {
                 earlier.sandbox, self.sandbox
             ));
         }
+        // By name only: the recorded hash is the value's, and never shown.
+        for (name, hash) in &self.secrets {
+            match (earlier.secrets.get(name), hash) {
+                (None, _) => out.push(format!("secret `{name}` was added")),
+                (Some(None), Some(_)) => {
+                    out.push(format!("secret `{name}` is now part of the key"))
+                }
+                (Some(Some(_)), None) => {
+                    out.push(format!("secret `{name}` is no longer part of the key"))
+                }
+                (Some(Some(old)), Some(new)) if old != new => {
+                    out.push(format!("secret `{name}`'s value changed"))
+                }
+                _ => {}
+            }
+        }
+        for name in earlier
+            .secrets
+            .keys()
+            .filter(|n| !self.secrets.contains_key(*n))
+        {
+            out.push(format!("secret `{name}` was removed"));
+        }
         out
     }
 }
@@ -292,7 +311,7 @@ impl Encoder {
 /// What a successful job produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// [`CACHE_FORMAT`] at the time of writing.
+    /// `CACHE_FORMAT` at the time of writing.
     pub format: u32,
     /// Output name → value.
     pub outputs: BTreeMap<String, Value>,
@@ -310,7 +329,7 @@ pub struct Manifest {
     pub fuel: Option<u64>,
     /// Metrics and labels a typed task reported.
     #[serde(default)]
-    pub reported: crate::task_host::Reported,
+    pub reported: Reported,
 }
 
 impl Manifest {
@@ -337,82 +356,13 @@ impl Manifest {
     }
 }
 
-/// Where job results are remembered. The scheduler knows only this trait;
-/// a remote cache can stand in front of or behind the local one.
-pub trait ActionCache: Send + Sync {
-    /// The manifest for `key`, only if every blob it names is still present.
-    fn lookup(&self, key: &ActionKey) -> Option<Manifest>;
-    /// Remembers a successful result.
-    fn insert(&self, key: &ActionKey, manifest: &Manifest) -> io::Result<()>;
-}
-
-/// The action cache kept in the store's `ac/` directory, one JSON file per key.
-#[derive(Debug, Clone)]
-pub struct LocalCache {
-    store: Arc<Store>,
-}
-
-impl LocalCache {
-    /// A cache over `store`.
-    pub fn new(store: Arc<Store>) -> Self {
-        LocalCache { store }
-    }
-
-    fn path(&self, key: &ActionKey) -> PathBuf {
-        let hex = key.to_hex();
-        self.store.root().join("ac").join(&hex[..2]).join(&hex[2..])
-    }
-}
-
-impl ActionCache for LocalCache {
-    fn lookup(&self, key: &ActionKey) -> Option<Manifest> {
-        // Unreadable or torn entries are misses, never errors: the job runs again.
-        let bytes = read_small(&self.path(key)).ok()?;
-        let m: Manifest = serde_json::from_slice(&bytes).ok()?;
-        (m.format == CACHE_FORMAT && m.digests().iter().all(|d| self.store.contains(d)))
-            .then_some(m)
-    }
-
-    fn insert(&self, key: &ActionKey, manifest: &Manifest) -> io::Result<()> {
-        let path = self.path(key);
-        // A rerun (`--no-cache`) that produced the same result keeps the
-        // entry: replacing a file costs far more than reading it.
-        if let Ok(bytes) = read_small(&path)
-            && let Ok(old) = serde_json::from_slice::<Manifest>(&bytes)
-        {
-            if old.same_result(manifest) {
-                return Ok(());
-            }
-            // Renaming over a file makes ext4 write the new one out at once
-            // (`auto_da_alloc`); a missing entry is only a miss meanwhile.
-            let _ = fs::remove_file(&path);
-        }
-        // Not fsynced: an entry lost or torn in a crash is a miss on the
-        // next run, which is safe; the blobs it names are durable.
-        self.store
-            .write_atomic(&path, &serde_json::to_vec(manifest)?)
-    }
-}
-
-/// Reads a file of a few hundred bytes: open, read, close. `fs::read`
-/// also asks for the file's size first, one system call in six on the
-/// path of a cache hit.
-fn read_small(path: &Path) -> io::Result<Vec<u8>> {
-    let mut file = fs::File::open(path)?;
-    let (mut bytes, mut len) = (vec![0; 1024], 0);
-    loop {
-        if len == bytes.len() {
-            bytes.resize(2 * len, 0);
-        }
-        match file.read(&mut bytes[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    bytes.truncate(len);
-    Ok(bytes)
+/// What a typed task told the host about itself, besides its result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reported {
+    /// `metric` calls: (name, step, value).
+    pub metrics: Vec<(String, Option<u64>, f64)>,
+    /// `label` calls, last value per key.
+    pub labels: BTreeMap<String, String>,
 }
 
 #[cfg(test)]
@@ -520,38 +470,5 @@ mod tests {
                 "input `b` was removed"
             ]
         );
-    }
-
-    #[test]
-    fn a_hit_needs_every_blob() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let cache = LocalCache::new(store.clone());
-        let out = store.put_bytes(b"out").unwrap();
-        let empty = store.put_bytes(b"").unwrap();
-        let m = Manifest {
-            format: CACHE_FORMAT,
-            outputs: [(
-                "o".to_string(),
-                Value::Blob {
-                    digest: out.digest,
-                    size: 3,
-                },
-            )]
-            .into(),
-            stdout: empty.digest,
-            stderr: empty.digest,
-            exec_ms: 1,
-            peak_memory: 65536,
-            fuel: None,
-            reported: Default::default(),
-        };
-        let k = key(&[], &[], &["o"]);
-        assert_eq!(cache.lookup(&k), None);
-        cache.insert(&k, &m).unwrap();
-        assert_eq!(cache.lookup(&k), Some(m));
-        let p = store.blob_path(&out.digest);
-        std::fs::remove_file(p).unwrap();
-        assert_eq!(cache.lookup(&k), None);
     }
 }

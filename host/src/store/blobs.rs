@@ -6,18 +6,34 @@
 //! <root>/VERSION              store format version
 //! <root>/blobs/ab/cdef…       read-only blobs (2 + 62 hex digits)
 //! <root>/ac/ab/cdef…          action-cache manifests (see `cache`)
+//! <root>/summaries/<run key>  run summaries: every job's key and manifest of a run (see `cache`)
 //! <root>/compiled/<engine>/   precompiled components
 //! <root>/files.json           digests of host files by path, size, mtime, inode
-//! <root>/tmp/                 scratch on the same filesystem, for atomic renames
+//! <root>/remote/sha256        blake3 → SHA-256 names, for remote servers (see `sha256`)
+//! <root>/tmp/p-<id>/          one process's scratch, same filesystem, for atomic renames
 //! ```
+//!
+//! A blob's modification time is its seal: set when it is written to a
+//! value derived from its digest, so that a write to it later (a tampered
+//! or damaged blob) shows in a `stat`. A blob whose seal is broken counts
+//! as present only if its bytes still hash to its name (it is then sealed
+//! again); otherwise as absent: a cache entry naming it misses, the job
+//! runs again and writes it anew. Damage that changes no metadata is found
+//! by reading (every read checks the digest) and by `cairn store verify`.
+//!
+//! A process's scratch directory holds a `lock` it keeps locked while it
+//! lives; a process that can take another's lock knows its owner is gone
+//! (killed mid-job, say) and removes what it left.
 
-use crate::digest::Digest;
+use crate::store::digest::{BlobHasher, Digest, Sha256};
+use crate::store::sha256::{Names, Sha256Index};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +46,143 @@ pub struct Store {
     root: PathBuf,
     files: Mutex<FileIndex>,
     seen: Mutex<Seen>,
+    sha256: Sha256Index,
+    /// Whether new blobs get their SHA-256 too (a remote needs it).
+    keep_sha256: AtomicBool,
+    /// This process's scratch directory, made when first needed.
+    scratch: Mutex<Option<Scratch>>,
+}
+
+/// A process's directory under `tmp/`, removed when the store is dropped,
+/// or by another process once this one is gone (see [`sweep`]).
+#[derive(Debug)]
+struct Scratch {
+    dir: PathBuf,
+    /// `dir/lock`, locked for as long as the directory is in use.
+    _lock: File,
+}
+
+/// Scratch directories are `p-…`; `.new-…` while they are being made.
+const SCRATCH_PREFIX: &str = "p-";
+const STAGING_PREFIX: &str = ".new-";
+
+impl Scratch {
+    /// Made under a staging name and renamed once its lock is held, so a
+    /// sweeping process never sees a `p-…` directory without a held lock.
+    fn create(tmp: &Path) -> io::Result<Scratch> {
+        let staging = tempfile::Builder::new()
+            .prefix(STAGING_PREFIX)
+            .tempdir_in(tmp)?;
+        let lock = File::create(staging.path().join("lock"))?;
+        lock.lock()?;
+        let name = staging
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(STAGING_PREFIX))
+            .map(|n| format!("{SCRATCH_PREFIX}{}-{n}", std::process::id()))
+            .ok_or_else(|| io::Error::other("scratch directory name"))?;
+        let dir = tmp.join(name);
+        fs::rename(staging.path(), &dir)?;
+        // Renamed away: nothing is left for the staging guard to remove.
+        let _ = staging.keep();
+        Ok(Scratch { dir, _lock: lock })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = remove_tree(&self.dir);
+    }
+}
+
+/// Removes the directory tree at `path`, however deep or wide: a guest can
+/// nest directories far deeper than a recursive removal survives (each
+/// level an open file and a longer path). Each directory's subdirectories
+/// are moved up beside it under fresh names before it is emptied, so the
+/// tree only gets shallower, and two files and a short path suffice.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    use cap_std::ambient_authority;
+    use cap_std::fs::Dir;
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::other(format!(
+            "{} has no parent",
+            path.display()
+        )));
+    };
+    let top = Dir::open_ambient_dir(parent, ambient_authority())?;
+    let mut todo = vec![PathBuf::from(name)];
+    let mut moved = 0u64;
+    while let Some(name) = todo.pop() {
+        let dir = match top.open_dir(&name) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        // In batches: what is handled leaves the directory, so each
+        // batch reads from its start.
+        loop {
+            let batch: Vec<_> = dir.entries()?.take(1024).collect::<io::Result<_>>()?;
+            if batch.is_empty() {
+                break;
+            }
+            for e in batch {
+                if e.file_type()?.is_dir() {
+                    moved += 1;
+                    let fresh = PathBuf::from(format!(".rm-{}-{moved}", std::process::id()));
+                    dir.rename(e.file_name(), &top, &fresh)?;
+                    todo.push(fresh);
+                } else {
+                    match dir.remove_file(e.file_name()) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        drop(dir);
+        match top.remove_dir(&name) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Removes the scratch directories of processes that are gone: those
+/// whose lock can be taken, and staging directories a process died while
+/// making (older than a minute). What a killed job was writing goes too.
+fn sweep(tmp: &Path, own: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if path == own {
+            continue;
+        }
+        let gone = if name.starts_with(SCRATCH_PREFIX) {
+            match File::open(path.join("lock")) {
+                // The lock is released when its holder exits, however.
+                Ok(f) => f.try_lock().is_ok(),
+                // Its owner is removing it, or died before the lock existed.
+                Err(_) => false,
+            }
+        } else if name.starts_with(STAGING_PREFIX) || name.starts_with(".rm-") {
+            // (`.rm-…`: a subtree [`remove_tree`] had moved up when its
+            // process died.)
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(60)))
+        } else {
+            false
+        };
+        if gone {
+            let _ = remove_tree(&path);
+        }
+    }
 }
 
 /// Blobs this process has put or read, with the bytes of small ones: a
@@ -97,15 +250,104 @@ impl Store {
         }
         let files = FileIndex::load(&root.join("files.json"));
         Ok(Store {
+            sha256: Sha256Index::new(root.join("remote").join("sha256")),
             root,
             files: Mutex::new(files),
             seen: Mutex::default(),
+            keep_sha256: AtomicBool::new(false),
+            scratch: Mutex::new(None),
+        })
+    }
+
+    /// Opens an existing store for reading only: unlike [`Store::open`] it
+    /// creates nothing, not even the store's directories, so a reader such
+    /// as `cairn serve` leaves the store as it found it. Only `read`,
+    /// `blob_path` and `contains` make sense on it.
+    pub fn open_read_only(root: impl Into<PathBuf>) -> io::Result<Store> {
+        let root = root.into();
+        let version = root.join("VERSION");
+        match fs::read_to_string(&version) {
+            Ok(v) if v.trim() == STORE_VERSION => {}
+            Ok(v) => {
+                return Err(io::Error::other(format!(
+                    "{} holds a store of format `{}`, but this cairn reads `{STORE_VERSION}`",
+                    root.display(),
+                    v.trim()
+                )));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "{} is not a cairn store (it has no VERSION file)",
+                        root.display()
+                    ),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(Store {
+            sha256: Sha256Index::new(root.join("remote").join("sha256")),
+            root,
+            files: Mutex::default(),
+            seen: Mutex::default(),
+            keep_sha256: AtomicBool::new(false),
+            scratch: Mutex::new(None),
         })
     }
 
     /// The store's directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// From now on, every blob put in the store gets its SHA-256 as well,
+    /// computed in the same read as its blake3: a remote server that offers
+    /// only SHA-256 names blobs by it.
+    pub fn keep_sha256(&self) {
+        self.keep_sha256.store(true, Ordering::Relaxed);
+    }
+
+    /// A hasher for bytes on their way into the store (see [`Store::adopt`]).
+    pub fn hasher(&self) -> BlobHasher {
+        BlobHasher::new(self.keep_sha256.load(Ordering::Relaxed))
+    }
+
+    /// The blake3 → SHA-256 map.
+    pub fn sha256_index(&self) -> &Sha256Index {
+        &self.sha256
+    }
+
+    /// A stored blob's SHA-256 name: from the index, or (once, for a blob
+    /// stored before a remote was in use) by reading it.
+    pub fn names(&self, d: &Digest) -> io::Result<Names> {
+        if let Some(n) = self.sha256.get(d) {
+            return Ok(n);
+        }
+        let mut h = BlobHasher::new(true);
+        let size = h.update_file(&self.blob_path(d))?;
+        let (b3, sha) = h.finish();
+        if b3 != *d {
+            return Err(corrupt(d));
+        }
+        let names = Names {
+            blake3: b3,
+            sha256: sha.expect("asked for"),
+            size,
+        };
+        self.sha256.insert(names)?;
+        Ok(names)
+    }
+
+    fn note_sha256(&self, blake3: Digest, sha256: Option<Sha256>, size: u64) -> io::Result<()> {
+        match sha256 {
+            Some(sha256) => self.sha256.insert(Names {
+                blake3,
+                sha256,
+                size,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Writes a small index or cache file under the store atomically (a
@@ -124,10 +366,16 @@ impl Store {
         self.root.join("blobs").join(&hex[..2]).join(&hex[2..])
     }
 
-    /// True if the blob is present.
+    /// True if the blob is present and intact: sealed, or (written before
+    /// blobs were sealed, or touched since) still hashing to its name.
     pub fn contains(&self, d: &Digest) -> bool {
         // Always asked of the disk: another process may have collected it.
-        self.blob_path(d).is_file()
+        let path = self.blob_path(d);
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() && m.modified().is_ok_and(|t| t == seal(d)) => true,
+            Ok(m) if m.is_file() => reseal(&path, d),
+            _ => false,
+        }
     }
 
     /// Forgets which blobs this process has seen: for maintenance, which
@@ -136,47 +384,128 @@ impl Store {
         *self.seen.lock().unwrap() = Seen::default();
     }
 
+    /// This process's scratch directory (see [`Scratch`]); the first call
+    /// makes it and clears away what dead processes left.
+    fn scratch_dir(&self) -> io::Result<PathBuf> {
+        let mut scratch = self.scratch.lock().unwrap();
+        if let Some(s) = &*scratch {
+            return Ok(s.dir.clone());
+        }
+        let tmp = self.root.join("tmp");
+        let made = Scratch::create(&tmp)?;
+        sweep(&tmp, &made.dir);
+        let dir = made.dir.clone();
+        *scratch = Some(made);
+        Ok(dir)
+    }
+
     /// A fresh scratch directory on the store's filesystem, removed on drop.
     pub fn scratch(&self, prefix: &str) -> io::Result<tempfile::TempDir> {
         tempfile::Builder::new()
             .prefix(prefix)
-            .tempdir_in(self.root.join("tmp"))
+            .tempdir_in(self.scratch_dir()?)
     }
 
     /// A new file in the store's scratch space (same filesystem as the
     /// blobs, so [`Store::adopt`] is a rename), removed on drop unless kept.
     pub fn temp_file(&self) -> io::Result<tempfile::NamedTempFile> {
-        tempfile::NamedTempFile::new_in(self.root.join("tmp"))
+        tempfile::NamedTempFile::new_in(self.scratch_dir()?)
+    }
+
+    /// Whether the store's filesystem is out of space, tried by writing a
+    /// little: a job that fails while it is may have failed for it, which
+    /// is the machine's fault, not the job's.
+    pub fn is_full(&self) -> bool {
+        let probe = || -> io::Result<()> {
+            let mut f = self.temp_file()?;
+            f.write_all(&[0; 64 << 10])?;
+            f.as_file().sync_data()
+        };
+        match probe() {
+            Ok(()) => false,
+            Err(e) => matches!(
+                e.kind(),
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+            ),
+        }
     }
 
     /// Puts bytes in the store.
     pub fn put_bytes(&self, bytes: &[u8]) -> io::Result<Stored> {
+        let mut pending = Vec::new();
+        let stored = self.put_bytes_unsynced(bytes, &mut pending)?;
+        for (tmp, d) in pending {
+            self.commit_temp(tmp, &d)?;
+        }
+        // Seen only once it has its name: another task that sees it seen
+        // takes it for present.
+        self.seen.lock().unwrap().add(stored.digest, bytes);
+        Ok(stored)
+    }
+
+    /// Puts many blobs at once, as a fetch from a remote does: each is
+    /// written to scratch space, the filesystem is synced once (`syncfs`),
+    /// and each is then renamed into place. Durable before named, as with
+    /// [`Store::put_bytes`], for one flush instead of one per blob.
+    pub fn put_all(&self, blobs: &[&[u8]]) -> io::Result<Vec<Stored>> {
+        let mut stored = Vec::with_capacity(blobs.len());
+        let mut pending = Vec::new();
+        for bytes in blobs {
+            let s = self.put_bytes_unsynced(bytes, &mut pending)?;
+            stored.push(s);
+        }
+        if let Some((tmp, _)) = pending.first() {
+            rustix::fs::syncfs(tmp.as_file())?;
+        }
+        for (tmp, d) in pending {
+            tmp.as_file()
+                .set_permissions(fs::Permissions::from_mode(0o444))?;
+            persist(tmp, &self.blob_path(&d))?;
+        }
+        let mut seen = self.seen.lock().unwrap();
+        for (s, bytes) in stored.iter().zip(blobs) {
+            seen.add(s.digest, bytes);
+        }
+        drop(seen);
+        Ok(stored)
+    }
+
+    /// [`Store::put_bytes`] up to the rename: a new blob's scratch file is
+    /// added to `pending` to be synced and named by the caller.
+    fn put_bytes_unsynced(
+        &self,
+        bytes: &[u8],
+        pending: &mut Vec<(tempfile::NamedTempFile, Digest)>,
+    ) -> io::Result<Stored> {
         let stored = Stored {
             digest: Digest::of(bytes),
             size: bytes.len() as u64,
         };
-        // Blobs this process put already (every job's empty log) are not
-        // looked up again.
         let seen = self.seen.lock().unwrap().blobs.contains_key(&stored.digest);
-        if !seen && !self.contains(&stored.digest) {
+        if !seen
+            && !self.contains(&stored.digest)
+            && !pending.iter().any(|(_, d)| *d == stored.digest)
+        {
             let mut tmp = self.temp_file()?;
             tmp.write_all(bytes)?;
-            self.commit_temp(tmp, &stored.digest)?;
+            pending.push((tmp, stored.digest));
         }
-        self.seen.lock().unwrap().add(stored.digest, bytes);
+        if self.keep_sha256.load(Ordering::Relaxed) && self.sha256.get(&stored.digest).is_none() {
+            self.note_sha256(stored.digest, Some(Sha256::of(bytes)), stored.size)?;
+        }
         Ok(stored)
     }
 
     /// Moves a file that cairn owns (a job's output in scratch space) into
     /// the store, hashing it on the way. The file is gone afterwards.
     pub fn put_owned_file(&self, path: &Path) -> io::Result<Stored> {
-        let mut hasher = blake3::Hasher::new();
-        let size = hash_file(path, &mut hasher)?;
-        let digest = Digest::from(hasher.finalize());
+        let mut hasher = self.hasher();
+        let size = hasher.update_file(path)?;
+        let (digest, sha256) = hasher.finish();
+        self.note_sha256(digest, sha256, size)?;
         if self.contains(&digest) {
             fs::remove_file(path)?;
         } else {
-            File::open(path)?.sync_all()?;
             self.commit(path, &digest)?;
         }
         Ok(Stored { digest, size })
@@ -186,11 +515,19 @@ impl Store {
     /// into the store, fsyncing it first. A blob the store already holds
     /// (a rerun's output) is not synced at all: the file is just removed,
     /// often before the kernel has written any of it out.
-    pub fn adopt(&self, file: tempfile::NamedTempFile, digest: &Digest) -> io::Result<()> {
-        if self.contains(digest) {
+    /// `hashed` is what [`Store::hasher`]'s hasher gave for its `size` bytes.
+    pub fn adopt(
+        &self,
+        file: tempfile::NamedTempFile,
+        hashed: (Digest, Option<Sha256>),
+        size: u64,
+    ) -> io::Result<()> {
+        let (digest, sha256) = hashed;
+        self.note_sha256(digest, sha256, size)?;
+        if self.contains(&digest) {
             return file.close();
         }
-        self.commit_temp(file, digest)
+        self.commit_temp(file, &digest)
     }
 
     /// Copies a host file into the store, hashing while copying. Files seen
@@ -207,11 +544,14 @@ impl Store {
         let stamp = Stamp::of(&meta);
         let known = self.files.lock().unwrap().get(&abs, &stamp);
         if let Some(stored) = known.filter(|s| self.contains(&s.digest)) {
+            if self.keep_sha256.load(Ordering::Relaxed) {
+                self.names(&stored.digest)?;
+            }
             return Ok(stored);
         }
         let mut src = File::open(path)?;
         let mut tmp = self.temp_file()?;
-        let mut hasher = blake3::Hasher::new();
+        let mut hasher = self.hasher();
         let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;
         loop {
@@ -223,10 +563,9 @@ impl Store {
             tmp.write_all(&buf[..n])?;
             size += n as u64;
         }
-        let stored = Stored {
-            digest: hasher.finalize().into(),
-            size,
-        };
+        let (digest, sha256) = hasher.finish();
+        self.note_sha256(digest, sha256, size)?;
+        let stored = Stored { digest, size };
         if !self.contains(&stored.digest) {
             self.commit_temp(tmp, &stored.digest)?;
         }
@@ -282,19 +621,23 @@ impl Store {
         }
         let bytes = fs::read(self.blob_path(d))?;
         if Digest::of(&bytes) != *d {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("blob {d} is corrupt: its bytes no longer match its digest"),
-            ));
+            return Err(corrupt(d));
         }
         self.seen.lock().unwrap().add(*d, &bytes);
         Ok(bytes)
     }
 
     /// Makes a blob appear at `dest`: a hard link where the filesystem
-    /// allows (no copy, no re-hash), else a copy.
+    /// allows (no copy, no re-hash), else a copy. A blob whose seal is
+    /// broken and whose bytes no longer match is never handed out.
     pub fn materialize(&self, d: &Digest, dest: &Path) -> io::Result<()> {
         let src = self.blob_path(d);
+        if !self.contains(d) {
+            return Err(match src.exists() {
+                true => corrupt(d),
+                false => io::Error::new(io::ErrorKind::NotFound, format!("blob {d} is missing")),
+            });
+        }
         match fs::hard_link(&src, dest) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
@@ -305,18 +648,45 @@ impl Store {
     /// Makes a scratch file the blob `d`, as [`Store::commit`] does a
     /// path, but fsyncing and making it read-only through its open handle.
     fn commit_temp(&self, tmp: tempfile::NamedTempFile, d: &Digest) -> io::Result<()> {
+        tmp.as_file().set_modified(seal(d))?;
         tmp.as_file().sync_all()?;
         tmp.as_file()
             .set_permissions(fs::Permissions::from_mode(0o444))?;
         persist(tmp, &self.blob_path(d))
     }
 
-    /// Makes `path`, which the caller has fsynced, read-only and renames it
-    /// to the blob's place: a blob is durable before it has its name.
+    /// Seals `path`, fsyncs it, makes it read-only and renames it to the
+    /// blob's place: a blob is durable before it has its name.
     fn commit(&self, path: &Path, d: &Digest) -> io::Result<()> {
-        fs::set_permissions(path, fs::Permissions::from_mode(0o444))?;
+        let file = File::open(path)?;
+        file.set_modified(seal(d))?;
+        file.sync_all()?;
+        file.set_permissions(fs::Permissions::from_mode(0o444))?;
         rename_into(path, &self.blob_path(d))
     }
+}
+
+/// The modification time a blob is written with (see the module doc):
+/// derived from its digest, in whole even seconds (which every filesystem
+/// keeps exactly), long past.
+fn seal(d: &Digest) -> SystemTime {
+    let n = u32::from_le_bytes([d.0[0], d.0[1], d.0[2], d.0[3]]) & 0x0fff_ffff;
+    UNIX_EPOCH + Duration::from_secs(1_000_000_000 + 2 * u64::from(n))
+}
+
+/// A blob whose seal is broken is intact only if it still hashes to its
+/// name; then it is sealed again, so the next look is a `stat` again.
+fn reseal(path: &Path, d: &Digest) -> bool {
+    let mut h = blake3::Hasher::new();
+    let intact = File::open(path)
+        .and_then(|f| h.update_reader(f).map(drop))
+        .is_ok()
+        && Digest::from(h.finalize()) == *d;
+    if intact {
+        // Setting the times of a file one owns needs no write permission.
+        let _ = File::open(path).and_then(|f| f.set_modified(seal(d)));
+    }
+    intact
 }
 
 /// Renames a scratch file to `to` (see [`rename_into`]) and keeps it there:
@@ -341,15 +711,11 @@ fn rename_into(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-fn hash_file(path: &Path, hasher: &mut blake3::Hasher) -> io::Result<u64> {
-    let size = fs::metadata(path)?.len();
-    // Memory-mapping wins for large files; small ones are cheaper to read.
-    if size > 1 << 20 {
-        hasher.update_mmap(path)?;
-    } else {
-        hasher.update_reader(File::open(path)?)?;
-    }
-    Ok(size)
+fn corrupt(d: &Digest) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("blob {d} is corrupt: its bytes no longer match its digest"),
+    )
 }
 
 /// What identifies a file's contents without reading them, as git's index does.
@@ -450,6 +816,7 @@ mod tests {
         assert_eq!(store.read(&a.digest).unwrap(), b"hello");
         let n = fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(n, 1);
+        drop(store);
         assert_eq!(
             fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0,
@@ -519,6 +886,56 @@ mod tests {
             reopened.put_host_file(&f).unwrap().digest,
             Digest::of(b"two")
         );
+    }
+
+    #[test]
+    fn a_tampered_blob_counts_as_absent_and_is_written_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.put_bytes(b"good").unwrap();
+        let p = store.blob_path(&s.digest);
+        assert!(store.contains(&s.digest));
+        // Only touched: still intact, and sealed again.
+        File::open(&p)
+            .unwrap()
+            .set_modified(SystemTime::now())
+            .unwrap();
+        assert!(store.contains(&s.digest));
+        assert_eq!(
+            fs::metadata(&p).unwrap().modified().unwrap(),
+            seal(&s.digest)
+        );
+        // Rewritten: absent, never linked into a job, and replaced by a put.
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&p, b"evil").unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(!store.contains(&s.digest));
+        let err = store
+            .materialize(&s.digest, &dir.path().join("in"))
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        store.put_bytes(b"good").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"good");
+        assert!(store.contains(&s.digest));
+    }
+
+    #[test]
+    fn scratch_left_by_a_dead_process_is_swept_and_a_live_ones_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        let live = Store::open(dir.path()).unwrap();
+        let kept = live.temp_file().unwrap();
+        // A process that died: its lock is free, its half-written file stays.
+        let dead = tmp.join("p-1-dead");
+        fs::create_dir(&dead).unwrap();
+        File::create(dead.join("lock")).unwrap();
+        fs::write(dead.join("half"), vec![0u8; 4096]).unwrap();
+        let other = Store::open(dir.path()).unwrap();
+        other.put_bytes(b"x").unwrap();
+        assert!(!dead.exists(), "the dead process's scratch is removed");
+        assert!(kept.path().exists(), "the live one's is not");
+        drop((kept, live, other));
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
     }
 
     #[test]

@@ -1,138 +1,17 @@
-//! Keeping a store honest: re-executing a recorded run to check that its
-//! outputs are reproducible (`cairn verify`), re-hashing every blob and
-//! checking every cache entry (`cairn store verify`), and removing what no
-//! kept run can reach (`cairn store gc`).
+//! Keeping a store honest: re-hashing every blob and checking every cache
+//! entry (`cairn store verify`), and removing what no kept run can reach
+//! (`cairn store gc`).
 
-use crate::cache::{ActionCache, LocalCache, Manifest, Value};
-use crate::digest::{ActionKey, Digest};
-use crate::exec::WasmExecutor;
-use crate::outcome::Outcome;
-use crate::records::{RecordError, Records, RunStatus};
-use crate::runtime::{ComponentRef, Runtime};
-use crate::scheduler::{Executor, JobRequest};
-use crate::store::Store;
-use std::collections::{BTreeMap, HashSet};
+use crate::store::blobs::Store;
+use crate::store::cache::{LocalCache, SUMMARIES, Summary};
+use crate::store::digest::{ActionKey, Digest, RunKey};
+use crate::store::records::{RecordError, Records, RunStatus};
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// What re-executing one job showed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    /// Every output is byte-identical to the recorded one.
-    Same,
-    /// These outputs differ: (name, recorded, now).
-    Differs(Vec<(String, Option<Value>, Option<Value>)>),
-    /// The job failed this time.
-    Failed(String),
-    /// Not re-executed (it never ran, or its component is gone), and why.
-    NotRun(String),
-}
-
-/// Re-executes every job of a recorded run without the cache, in the same
-/// sandbox and under the same limits, and compares its outputs with the
-/// recorded ones. Jobs are independent here (their inputs are recorded), so
-/// up to `jobs` run at once.
-pub async fn verify_run(
-    store: Arc<Store>,
-    runtime: Arc<Runtime>,
-    records: &Records,
-    run_id: &str,
-    jobs: usize,
-) -> Result<Vec<(String, Verdict)>, RecordError> {
-    let executor = Arc::new(WasmExecutor::new(runtime.clone(), store.clone()));
-    let rows = records.jobs(run_id)?;
-    let mut recorded: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
-    for o in records.outputs(run_id)? {
-        recorded.entry(o.job).or_default().insert(o.name, o.value);
-    }
-    let permits = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
-    let mut set = tokio::task::JoinSet::new();
-    let mut verdicts = Vec::new();
-    for (i, j) in rows.into_iter().enumerate() {
-        let Some(action) = j
-            .key_inputs
-            .clone()
-            .filter(|_| matches!(j.status.as_str(), "executed" | "cached"))
-        else {
-            verdicts.push((
-                i,
-                j.name.clone(),
-                Verdict::NotRun(format!("it is {}", j.status)),
-            ));
-            continue;
-        };
-        if !store.contains(&action.component) {
-            verdicts.push((
-                i,
-                j.name.clone(),
-                Verdict::NotRun("its component is no longer in the store".into()),
-            ));
-            continue;
-        }
-        let component = ComponentRef {
-            path: store.blob_path(&action.component),
-            digest: action.component,
-        };
-        let req = JobRequest {
-            id: j.job as usize,
-            name: j.name.clone(),
-            component: component.clone(),
-            key: action.key(),
-            hermetic: action.sandbox == crate::cache::SandboxKey::new(true).profile,
-            typed: match &action.call {
-                None => None,
-                Some(call) => match runtime.inspect(&component, Some(call)).await {
-                    Ok(crate::typed::TaskKind::Typed(sig)) => Some(sig),
-                    Ok(_) | Err(_) => {
-                        verdicts.push((
-                            i,
-                            j.name.clone(),
-                            Verdict::NotRun(format!("its component no longer exports `{call}`")),
-                        ));
-                        continue;
-                    }
-                },
-            },
-            action,
-            limits: j.limits.unwrap_or_default(),
-            // Secret values are never recorded, so verify runs without them.
-            secrets: BTreeMap::new(),
-        };
-        let before = recorded.remove(&j.name).unwrap_or_default();
-        let (executor, permits) = (executor.clone(), permits.clone());
-        set.spawn(async move {
-            let _permit = permits.acquire().await.expect("never closed");
-            let verdict = match executor.execute(req).await {
-                Outcome::Success(m) => compare(&before, &m.outputs),
-                Outcome::Failure(f) => Verdict::Failed(f.to_string()),
-            };
-            (i, j.name, verdict)
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        verdicts.push(r.expect("verification tasks do not panic"));
-    }
-    verdicts.sort_by_key(|(i, _, _)| *i);
-    Ok(verdicts.into_iter().map(|(_, n, v)| (n, v)).collect())
-}
-
-fn compare(before: &BTreeMap<String, Value>, now: &BTreeMap<String, Value>) -> Verdict {
-    let names: HashSet<&String> = before.keys().chain(now.keys()).collect();
-    let mut diffs: Vec<_> = names
-        .into_iter()
-        .filter(|n| before.get(*n) != now.get(*n))
-        .map(|n| (n.clone(), before.get(n).cloned(), now.get(n).cloned()))
-        .collect();
-    diffs.sort_by(|a, b| a.0.cmp(&b.0));
-    if diffs.is_empty() {
-        Verdict::Same
-    } else {
-        Verdict::Differs(diffs)
-    }
-}
 
 /// A problem `store verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,8 +20,11 @@ pub enum StoreProblem {
     CorruptBlob(Digest),
     /// A file in `blobs/` that is not named like a blob.
     StrayFile(PathBuf),
-    /// A cache entry that cannot be read.
-    BadEntry(PathBuf),
+    /// A cache entry that cannot be trusted, and why.
+    BadEntry(PathBuf, &'static str),
+    /// The run records (`runs.db`) cannot be read, or SQLite finds them
+    /// damaged.
+    Records(String),
     /// A cache entry naming a blob that is not there.
     MissingBlob {
         /// The entry.
@@ -163,8 +45,9 @@ pub struct StoreReport {
     pub problems: Vec<StoreProblem>,
 }
 
-/// Re-hashes every blob and checks that every cache entry's blobs exist.
-pub fn verify_store(store: &Store) -> io::Result<StoreReport> {
+/// Re-hashes every blob, checks every cache entry (its check line, and
+/// that its blobs exist) and the run records' integrity.
+pub fn verify_store(store: &Arc<Store>) -> io::Result<StoreReport> {
     let mut report = StoreReport::default();
     for (path, name) in files_below(&store.root().join("blobs"))? {
         match name.parse::<Digest>() {
@@ -179,17 +62,45 @@ pub fn verify_store(store: &Store) -> io::Result<StoreReport> {
             Err(_) => report.problems.push(StoreProblem::StrayFile(path)),
         }
     }
+    // Summaries are hints (each entry is checked again when used), but one
+    // that cannot be read is reported like a damaged entry.
+    for (path, name) in files_below(&store.root().join(SUMMARIES))? {
+        report.entries += 1;
+        let readable = name.parse::<RunKey>().is_ok()
+            && fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Summary>(&b).ok())
+                .is_some();
+        if !readable {
+            report.problems.push(StoreProblem::BadEntry(
+                path,
+                "it is not a readable run summary",
+            ));
+        }
+    }
+    // Only records that exist: opening makes a new database otherwise.
+    if store.root().join("runs.db").exists() {
+        let problems = match Records::open(store.root()) {
+            Ok(records) => records.check().unwrap_or_else(|e| vec![e.to_string()]),
+            Err(e) => vec![e.to_string()],
+        };
+        report
+            .problems
+            .extend(problems.into_iter().map(StoreProblem::Records));
+    }
+    let cache = LocalCache::new(store.clone());
     for (path, name) in files_below(&store.root().join("ac"))? {
         report.entries += 1;
-        let entry = name.parse::<ActionKey>().ok().and_then(|k| {
-            Some((
-                k,
-                serde_json::from_slice::<Manifest>(&fs::read(&path).ok()?).ok()?,
-            ))
-        });
+        let entry = match name.parse::<ActionKey>() {
+            Err(_) => Err("its name is not an action key"),
+            Ok(k) => fs::read(&path)
+                .map_err(|_| "it cannot be read")
+                .and_then(|bytes| cache.decode(&k, &bytes))
+                .map(|m| (k, m)),
+        };
         match entry {
-            None => report.problems.push(StoreProblem::BadEntry(path)),
-            Some((key, m)) => {
+            Err(why) => report.problems.push(StoreProblem::BadEntry(path, why)),
+            Ok((key, m)) => {
                 for blob in m.digests().into_iter().filter(|d| !store.contains(d)) {
                     report
                         .problems
@@ -255,7 +166,7 @@ pub fn gc(store: &Arc<Store>, records: &Records, keep: Keep) -> Result<GcReport,
     }
     let cache = LocalCache::new(store.clone());
     for key in &keys {
-        if let Some(m) = cache.lookup(key) {
+        if let Some(m) = cache.get(key) {
             blobs.extend(m.digests());
         }
     }
@@ -265,14 +176,31 @@ pub fn gc(store: &Arc<Store>, records: &Records, keep: Keep) -> Result<GcReport,
         ..GcReport::default()
     };
     records.delete_runs(&removed)?;
+    // By ctime, not mtime: a blob's mtime is its seal, set long in the
+    // past (see `blobs`), and renaming it into place sets its ctime.
     let older = |p: &Path| {
-        fs::metadata(p)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t < started)
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(p).is_ok_and(|m| {
+            let changed = SystemTime::UNIX_EPOCH
+                + Duration::new(
+                    m.ctime().max(0) as u64,
+                    m.ctime_nsec().clamp(0, 999_999_999) as u32,
+                );
+            // File times come from the kernel's coarse clock, a tick
+            // behind `started`'s: keep a margin.
+            changed + Duration::from_millis(50) < started
+        })
     };
     for (path, name) in files_below(&store.root().join("ac"))? {
         let wanted = name.parse::<ActionKey>().is_ok_and(|k| keys.contains(&k));
         if !wanted && older(&path) && fs::remove_file(&path).is_ok() {
+            report.entries_removed += 1;
+        }
+    }
+    // Summaries are only hints: collected whole (the next run of a kept
+    // workflow looks its jobs up one by one and writes a new one).
+    for (path, _) in files_below(&store.root().join(SUMMARIES))? {
+        if older(&path) && fs::remove_file(&path).is_ok() {
             report.entries_removed += 1;
         }
     }
@@ -336,6 +264,7 @@ fn files_below(dir: &Path) -> io::Result<Vec<(PathBuf, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::action::{Manifest, Value};
 
     #[test]
     fn verify_store_finds_corruption_and_dangling_entries() {
@@ -350,7 +279,7 @@ mod tests {
         let cache = LocalCache::new(store.clone());
         let gone = Digest::of(b"never stored");
         let m = Manifest {
-            format: crate::cache::CACHE_FORMAT,
+            format: crate::store::action::CACHE_FORMAT,
             outputs: [(
                 "o".to_string(),
                 Value::Blob {
@@ -367,7 +296,7 @@ mod tests {
             reported: Default::default(),
         };
         let key = ActionKey([7; 32]);
-        cache.insert(&key, &m).unwrap();
+        cache.put(&key, &m).unwrap();
         let report = verify_store(&store).unwrap();
         assert_eq!(report.blobs, 2);
         assert_eq!(report.entries, 1);

@@ -3,9 +3,9 @@
 //! every reference against the type its producer gives. Pure: it takes the
 //! signatures; reading them from components happens at the edge.
 
-use crate::diag::{Diagnostic, Diagnostics, Source, Span};
-use crate::plan::{Arg, InputSource, Plan};
-use crate::typed::{self, Signature, TaskKind, describe, is_artifact};
+use crate::workflow::diag::{Diagnostic, Diagnostics, Source, Span};
+use crate::workflow::plan::{Arg, InputSource, Plan};
+use crate::workflow::typed::{self, Signature, TaskKind, describe, is_artifact};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use wasmtime::component::Type;
@@ -83,7 +83,7 @@ pub fn check(plan: &Plan, kinds: &[TaskKind], source: &Source) -> Result<Vec<Cal
             let kind = |dep: &str,
                         output: &str,
                         span: Span|
-             -> Result<crate::cond::Kind, Diagnostic> {
+             -> Result<crate::workflow::cond::Kind, Diagnostic> {
                 let id = job.cond_jobs[dep];
                 let TaskKind::Typed(sig) = &kinds[id] else {
                     return Err(Diagnostic::at(
@@ -101,7 +101,7 @@ pub fn check(plan: &Plan, kinds: &[TaskKind], source: &Source) -> Result<Vec<Cal
                         span,
                     ));
                 };
-                use crate::cond::Kind as K;
+                use crate::workflow::cond::Kind as K;
                 match ty {
                     Type::Bool => Ok(K::Bool),
                     Type::String | Type::Char | Type::Enum(_) => Ok(K::String),
@@ -117,7 +117,7 @@ pub fn check(plan: &Plan, kinds: &[TaskKind], source: &Source) -> Result<Vec<Cal
                 }
             };
             match cond.check(&kind) {
-                Ok(crate::cond::Kind::Bool) => {}
+                Ok(crate::workflow::cond::Kind::Bool) => {}
                 Ok(_) => errors.push(
                     Diagnostic::at(cond.span(), "this condition is not a boolean")
                         .expected("a comparison, or && || ! of comparisons"),
@@ -135,6 +135,14 @@ pub fn check(plan: &Plan, kinds: &[TaskKind], source: &Source) -> Result<Vec<Cal
                         Diagnostic::at(name.span, "`with:` given to a command task")
                             .expected("`args:` and `inputs:`: the component is a wasi:cli command, not a typed task"),
                     );
+                }
+                // Planning checked references to producers that declare
+                // outputs; these are the rest (a typed producer, or a
+                // command that declares none).
+                for ((_, src), span) in job.inputs.iter().zip(&job.input_spans) {
+                    if let Err(d) = produced(plan, kinds, src, *span) {
+                        errors.push(d);
+                    }
                 }
                 calls.push(Call::Command);
             }

@@ -1,9 +1,15 @@
 //! Job conditions: `if: ${{ params.mode == 'full' && jobs.scan.outputs.count > 0 }}`.
 //! Comparisons, `&&`, `||`, `!`, parentheses and literals over parameters,
-//! matrix values and typed outputs of earlier jobs. Pure: parsed with the
-//! workflow, typed once signatures are known, evaluated when the job is ready.
+//! matrix values, typed outputs of earlier jobs, and how an earlier job
+//! ended: `jobs.a.result` (`'success'`, `'failure'` or `'skipped'`),
+//! `jobs.a.cause` (a failure's cause by its stable name, [`CAUSES`]; `''`
+//! unless it failed) and `jobs.a.exit_code` (0 on success, the code its
+//! program exited with, -1 when it ended without one). A job whose
+//! condition reads only how `a` ended waits for `a` to end, whatever its
+//! state, so it can handle a failure. Pure: parsed with the workflow, typed
+//! once signatures are known, evaluated when the job is ready.
 
-use crate::diag::{Diagnostic, Span};
+use crate::workflow::diag::{Diagnostic, Span};
 use serde_json::Value as Json;
 
 /// A condition expression.
@@ -24,6 +30,15 @@ pub enum Expr {
         /// Where it was written.
         span: Span,
     },
+    /// `jobs.JOB.result`, `jobs.JOB.cause` or `jobs.JOB.exit_code`.
+    Status {
+        /// The job (its key in the file).
+        job: String,
+        /// What of its end.
+        field: Field,
+        /// Where it was written.
+        span: Span,
+    },
     /// `!e`
     Not(Box<Expr>),
     /// `a && b`
@@ -32,6 +47,69 @@ pub enum Expr {
     Or(Box<Expr>, Box<Expr>),
     /// `a OP b`
     Cmp(Op, Box<Expr>, Box<Expr>),
+}
+
+/// What a condition reads of how a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `result`: `'success'` (executed or cached), `'failure'` or
+    /// `'skipped'` (for whatever reason, its own condition included).
+    Result,
+    /// `cause`: the failure's cause ([`CAUSES`]), `''` unless it failed.
+    Cause,
+    /// `exit_code`: 0 on success, the exit code of an `exit` failure, -1
+    /// otherwise.
+    ExitCode,
+}
+
+impl Field {
+    /// The name after `jobs.JOB.`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Result => "result",
+            Field::Cause => "cause",
+            Field::ExitCode => "exit_code",
+        }
+    }
+}
+
+/// The values of `jobs.a.result`.
+pub const RESULTS: &[&str] = &["success", "failure", "skipped"];
+
+/// The values of `jobs.a.cause` for a failed job: the stable names of
+/// failure kinds (`FailureKind::as_str`, kept equal by a test there).
+pub const CAUSES: &[&str] = &[
+    "exit",
+    "timeout",
+    "out_of_memory",
+    "stack_overflow",
+    "out_of_fuel",
+    "output_limit",
+    "unreachable",
+    "memory_out_of_bounds",
+    "divide_by_zero",
+    "integer_overflow",
+    "bad_conversion",
+    "table_out_of_bounds",
+    "null_call",
+    "bad_signature",
+    "misaligned",
+    "trap",
+    "guest_error",
+    "missing_output",
+    "bad_output",
+    "instantiation",
+    "input",
+    "host",
+];
+
+/// What a condition reads when it is checked or evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read<'a> {
+    /// `jobs.JOB.outputs.NAME`: (job, output).
+    Output(&'a str, &'a str),
+    /// `jobs.JOB.FIELD`.
+    Status(&'a str, Field),
 }
 
 /// A comparison.
@@ -81,7 +159,7 @@ impl Kind {
     }
 }
 
-const FORMS: &str = "a comparison such as `params.mode == 'full'` or `jobs.a.outputs.n > 0`, joined with && || ! and ( )";
+const FORMS: &str = "a comparison such as `params.mode == 'full'`, `jobs.a.outputs.n > 0` or `jobs.a.cause == 'timeout'`, joined with && || ! and ( )";
 
 /// Parses a condition; `text` may or may not be wrapped in `${{ }}`.
 pub fn parse(text: &str, span: Span) -> Result<Expr, Diagnostic> {
@@ -104,7 +182,39 @@ pub fn parse(text: &str, span: Span) -> Result<Expr, Diagnostic> {
     if p.i < p.s.len() {
         return Err(p.err(format!("unexpected `{}`", &p.s[p.i..])));
     }
+    known_words(&e)?;
     Ok(e)
+}
+
+/// A string compared with `jobs.a.result` or `jobs.a.cause` must be one
+/// of its values: a misspelt cause would make a condition silently false.
+fn known_words(e: &Expr) -> Result<(), Diagnostic> {
+    let mut bad = Ok(());
+    e.walk(&mut |e| {
+        let Expr::Cmp(_, a, b) = e else { return };
+        for (x, y) in [(a, b), (b, a)] {
+            let (Expr::Status { field, .. }, Expr::Lit(Json::String(word), span)) = (&**x, &**y)
+            else {
+                continue;
+            };
+            let allowed: &[&str] = match field {
+                Field::Result => RESULTS,
+                Field::Cause => CAUSES,
+                Field::ExitCode => continue,
+            };
+            // `''` is the cause of a job that did not fail.
+            let empty_ok = *field == Field::Cause && word.is_empty();
+            if !allowed.contains(&word.as_str()) && !empty_ok && bad.is_ok() {
+                bad = Err(Diagnostic::at(
+                    *span,
+                    format!("`{word}` is not a {} a job can have", field.name()),
+                )
+                .expected(format!("one of: {}", allowed.join(", ")))
+                .suggest(word, allowed.iter().copied()));
+            }
+        }
+    });
+    bad
 }
 
 struct P<'a> {
@@ -226,6 +336,15 @@ impl P<'_> {
                 output: o.to_string(),
                 span,
             },
+            ["jobs", j, f @ ("result" | "cause" | "exit_code")] => Expr::Status {
+                job: j.to_string(),
+                field: match *f {
+                    "result" => Field::Result,
+                    "cause" => Field::Cause,
+                    _ => Field::ExitCode,
+                },
+                span,
+            },
             _ => {
                 return Err(Diagnostic::at(span, format!("unknown value `{word}`")).expected(FORMS));
             }
@@ -255,6 +374,25 @@ impl Expr {
                 out.push((job.as_str(), output.as_str(), *span));
             }
         });
+        out
+    }
+
+    /// Every job whose end the condition reads: (job, field, span).
+    pub fn statuses(&self) -> Vec<(&str, Field, Span)> {
+        let mut out = Vec::new();
+        self.walk(&mut |e| {
+            if let Expr::Status { job, field, span } = e {
+                out.push((job.as_str(), *field, *span));
+            }
+        });
+        out
+    }
+
+    /// Every job the condition reads anything of: (job, span).
+    pub fn jobs(&self) -> Vec<(&str, Span)> {
+        let mut out: Vec<(&str, Span)> =
+            self.outputs().into_iter().map(|(j, _, s)| (j, s)).collect();
+        out.extend(self.statuses().into_iter().map(|(j, _, s)| (j, s)));
         out
     }
 
@@ -300,7 +438,8 @@ impl Expr {
         })
     }
 
-    /// Checks types, given the kind of each output the condition reads.
+    /// Checks types, given the kind of each output the condition reads
+    /// (how a job ended has a kind of its own).
     pub fn check(
         &self,
         output: &dyn Fn(&str, &str, Span) -> Result<Kind, Diagnostic>,
@@ -320,6 +459,11 @@ impl Expr {
                 output: o,
                 span,
             } => output(job, o, *span),
+            Expr::Status {
+                field: Field::ExitCode,
+                ..
+            } => Ok(Kind::Number),
+            Expr::Status { .. } => Ok(Kind::String),
             Expr::Param(..) | Expr::Matrix(..) => unreachable!("substituted before checking"),
             Expr::Not(e) => boolean(e).map(|()| Kind::Bool),
             Expr::And(a, b) | Expr::Or(a, b) => {
@@ -348,28 +492,27 @@ impl Expr {
     pub fn span(&self) -> Span {
         match self {
             Expr::Lit(_, s) | Expr::Param(_, s) | Expr::Matrix(_, s) => *s,
-            Expr::Output { span, .. } => *span,
+            Expr::Output { span, .. } | Expr::Status { span, .. } => *span,
             Expr::Not(e) => e.span(),
             Expr::And(a, _) | Expr::Or(a, _) | Expr::Cmp(_, a, _) => a.span(),
         }
     }
 
-    /// Evaluates, given each output's value (canonical JSON).
-    pub fn eval(
-        &self,
-        output: &dyn Fn(&str, &str) -> Result<Json, String>,
-    ) -> Result<bool, String> {
+    /// Evaluates, given each output's value (canonical JSON) and how each
+    /// job it reads ended.
+    pub fn eval(&self, output: &dyn Fn(Read<'_>) -> Result<Json, String>) -> Result<bool, String> {
         Ok(match self.value(output)? {
             Json::Bool(b) => b,
             other => return Err(format!("the condition gave {other}, not a boolean")),
         })
     }
 
-    fn value(&self, output: &dyn Fn(&str, &str) -> Result<Json, String>) -> Result<Json, String> {
+    fn value(&self, output: &dyn Fn(Read<'_>) -> Result<Json, String>) -> Result<Json, String> {
         let b = |e: &Expr| e.eval(output);
         Ok(match self {
             Expr::Lit(j, _) => j.clone(),
-            Expr::Output { job, output: o, .. } => output(job, o)?,
+            Expr::Output { job, output: o, .. } => output(Read::Output(job, o))?,
+            Expr::Status { job, field, .. } => output(Read::Status(job, *field))?,
             Expr::Param(..) | Expr::Matrix(..) => unreachable!("substituted before evaluating"),
             Expr::Not(e) => Json::Bool(!b(e)?),
             Expr::And(x, y) => Json::Bool(b(x)? && b(y)?),
@@ -418,7 +561,32 @@ mod tests {
             .map_err(|d| d.message)?;
         e.check(&|_, _, _| Ok(Kind::Number))
             .map_err(|d| d.message)?;
-        e.eval(&|_, o| Ok(Json::from(if o == "n" { 3 } else { 0 })))
+        e.eval(&|r| {
+            Ok(match r {
+                Read::Output(_, o) => Json::from(if o == "n" { 3 } else { 0 }),
+                Read::Status(_, Field::Cause) => Json::from("timeout"),
+                Read::Status(_, Field::Result) => Json::from("failure"),
+                Read::Status(_, Field::ExitCode) => Json::from(-1),
+            })
+        })
+    }
+
+    #[test]
+    fn how_a_job_ended_is_a_value() {
+        assert_eq!(eval("jobs.a.cause == 'timeout'", &[]), Ok(true));
+        assert_eq!(
+            eval("jobs.a.result != 'success' && jobs.a.exit_code < 0", &[]),
+            Ok(true)
+        );
+        assert_eq!(eval("jobs.a.cause == ''", &[]), Ok(false));
+        let e = eval("jobs.a.cause == 'timout'", &[]).unwrap_err();
+        assert_eq!(e, "`timout` is not a cause a job can have");
+        let e = eval("'succes' == jobs.a.result", &[]).unwrap_err();
+        assert_eq!(e, "`succes` is not a result a job can have");
+        assert_eq!(
+            eval("jobs.a.exit_code == 'x'", &[]),
+            Err("comparing a number with a string".into())
+        );
     }
 
     #[test]

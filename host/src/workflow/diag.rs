@@ -154,7 +154,7 @@ fn render(f: &mut fmt::Formatter<'_>, src: &Source, d: &Diagnostic) -> fmt::Resu
             let Pos { line, col } = span.start;
             writeln!(f, "  --> {}:{line}:{col}", src.name)?;
             let gutter = line.to_string().len();
-            let text = src.line(line).unwrap_or("");
+            let (text, col, len) = window(src.line(line).unwrap_or(""), col, span.len);
             writeln!(f, "{:gutter$} |", "")?;
             writeln!(f, "{line} | {text}")?;
             let pad: String = text
@@ -162,7 +162,7 @@ fn render(f: &mut fmt::Formatter<'_>, src: &Source, d: &Diagnostic) -> fmt::Resu
                 .take(col.saturating_sub(1))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            let carets = "^".repeat(span.len.max(1));
+            let carets = "^".repeat(len.max(1));
             match &d.expected {
                 Some(e) => writeln!(f, "{:gutter$} | {pad}{carets} expected {e}", "")?,
                 None => writeln!(f, "{:gutter$} | {pad}{carets}", "")?,
@@ -179,6 +179,33 @@ fn render(f: &mut fmt::Formatter<'_>, src: &Source, d: &Diagnostic) -> fmt::Resu
         writeln!(f, "   = help: {h}")?;
     }
     Ok(())
+}
+
+/// At most this many characters of a source line are shown.
+const SHOWN: usize = 160;
+
+/// The part of a long line around columns `col..col + len` (1-based,
+/// characters), with `…` where it was cut, and the span's place in it: a
+/// generated or hostile file may have lines of megabytes.
+fn window(text: &str, col: usize, len: usize) -> (String, usize, usize) {
+    let chars = text.chars().count();
+    if chars <= SHOWN {
+        return (text.to_string(), col, len);
+    }
+    let len = len.clamp(1, SHOWN / 2);
+    let start = col
+        .saturating_sub(1 + SHOWN / 4)
+        .min(chars.saturating_sub(SHOWN));
+    let mut shown: String = text.chars().skip(start).take(SHOWN).collect();
+    let mut col = col - start;
+    if start > 0 {
+        shown.insert(0, '…');
+        col += 1;
+    }
+    if start + SHOWN < chars {
+        shown.push('…');
+    }
+    (shown, col, len)
 }
 
 /// The candidate closest to `found` by edit distance, if it is close enough
@@ -223,6 +250,22 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_long_line_is_shown_around_its_span() {
+        let line: String = "[".repeat(100_000);
+        let (shown, col, len) = super::window(&line, 50_000, 1);
+        assert_eq!(shown.chars().count(), super::SHOWN + 2);
+        assert!(shown.starts_with('…') && shown.ends_with('…'));
+        assert_eq!(col, super::SHOWN / 4 + 2);
+        assert_eq!(len, 1);
+        let (shown, col, _) = super::window(&line, 3, 1);
+        assert_eq!((shown.chars().count(), col), (super::SHOWN + 1, 3));
+        let (shown, col, _) = super::window(&line, 100_000, 1);
+        assert!(shown.starts_with('…') && !shown.ends_with('…'));
+        assert_eq!(shown.chars().nth(col - 1), Some('['));
+        assert_eq!(super::window("short", 2, 3), ("short".to_string(), 2, 3));
+    }
+
     use super::*;
 
     #[test]

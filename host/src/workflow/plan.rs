@@ -1,8 +1,10 @@
 //! Planning: a parsed workflow and the command line's overrides become a DAG
 //! of concrete jobs (matrices expanded, references resolved). Pure: no I/O.
 
-use crate::diag::{Diagnostic, Diagnostics, Span, did_you_mean};
-use crate::spec::{Index, JobSpec, Limits, Part, Ref, RefKind, Retry, Spanned, Template, Workflow};
+use crate::workflow::diag::{Diagnostic, Diagnostics, Span, did_you_mean};
+use crate::workflow::spec::{
+    Index, JobSpec, Limits, Part, Ref, RefKind, Retry, Spanned, Template, Workflow,
+};
 use petgraph::algo::tarjan_scc;
 use petgraph::graphmap::DiGraphMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -10,6 +12,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// The most jobs one workflow may expand to: a matrix can multiply quickly,
 /// and a plan that large is a mistake, not a workflow.
 pub const MAX_JOBS: usize = 1_000_000;
+
+/// The most bytes a job's arguments may add up to once references are
+/// substituted: what Linux allows a program (`ARG_MAX` is 2 MiB with the
+/// environment), and far past what a task needs; inputs carry data.
+pub const MAX_ARGV_BYTES: usize = 1 << 20;
 
 /// Values given on the command line that replace the workflow's own.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +69,8 @@ pub struct PlannedJob {
     pub argv: Vec<String>,
     /// Declared inputs and where their bytes come from.
     pub inputs: Vec<(String, InputSource)>,
+    /// Where each of `inputs` was written (its first reference, for a list).
+    pub input_spans: Vec<Span>,
     /// Declared outputs, read from `/out`.
     pub outputs: Vec<String>,
     /// The output name that keeps standard output, if any.
@@ -86,9 +95,13 @@ pub struct PlannedJob {
     pub secrets_in_key: bool,
     /// `if:` with params and matrix values substituted; its output
     /// references name jobs by key, resolved through `cond_jobs`.
-    pub cond: Option<crate::cond::Expr>,
-    /// The job each output reference in `cond` reads, by job key.
+    pub cond: Option<crate::workflow::cond::Expr>,
+    /// The job each reference in `cond` reads, by job key.
     pub cond_jobs: BTreeMap<String, JobId>,
+    /// Dependencies this job waits to end but not to succeed: jobs whose
+    /// `result`, `cause` or `exit_code` its `if:` reads, and nothing else
+    /// of. Their failure does not skip it. Ascending.
+    pub watches: Vec<JobId>,
 }
 
 /// A typed task's argument after planning.
@@ -96,7 +109,7 @@ pub struct PlannedJob {
 pub enum Arg {
     /// A literal, with params and matrix values substituted; typed against
     /// the parameter once the component's signature is known.
-    Literal(crate::yaml::Node),
+    Literal(crate::workflow::yaml::Node),
     /// An artifact or value from the store, and where it was referenced.
     Source(InputSource, Span),
 }
@@ -152,7 +165,7 @@ pub fn plan(wf: &Workflow, overrides: &Overrides) -> Result<Plan, Diagnostics> {
                 None => errors.push(unknown_job(need, &job_names)),
             }
         }
-        for (dep, _, span) in job.cond.iter().flat_map(|c| c.outputs()) {
+        for (dep, span) in job.cond.iter().flat_map(|c| c.jobs()) {
             match by_name.get(dep) {
                 Some(d) => {
                     graph.add_edge(&d.name.value, &job.name.value, span);
@@ -227,12 +240,7 @@ pub fn plan(wf: &Workflow, overrides: &Overrides) -> Result<Plan, Diagnostics> {
                 _ => None,
             })
             .chain(spec.needs.iter().map(|n| n.value.as_str()))
-            .chain(
-                spec.cond
-                    .iter()
-                    .flat_map(|c| c.outputs())
-                    .map(|(j, _, _)| j),
-            );
+            .chain(spec.cond.iter().flat_map(|c| c.jobs()).map(|(j, _)| j));
         if upstream.into_iter().any(|j| broken.contains(j)) {
             broken.insert(name);
             continue;
@@ -529,8 +537,24 @@ impl Ctx<'_> {
             .iter()
             .map(|t| self.render(t))
             .collect::<Result<Vec<_>, _>>()?;
+        let bytes: usize = argv.iter().map(|a| a.len() + 1).sum();
+        if bytes > MAX_ARGV_BYTES {
+            let span = spec.args.first().map_or(spec.name.span, |t| t.span);
+            return Err(Diagnostic::at(
+                span,
+                format!(
+                    "the arguments of job `{}` add up to {bytes} bytes",
+                    spec.name.value
+                ),
+            )
+            .expected(format!(
+                "at most {MAX_ARGV_BYTES} bytes of arguments; pass data as an input (a file in /in)"
+            )));
+        }
         let mut inputs = Vec::new();
+        let mut input_spans = Vec::new();
         for (name, input) in &spec.inputs {
+            input_spans.push(input.refs.first().map_or(name.span, |t| t.span));
             let mut sources = input
                 .refs
                 .iter()
@@ -551,6 +575,7 @@ impl Ctx<'_> {
         }
         let mut cond = None;
         let mut cond_jobs = BTreeMap::new();
+        let mut watched = Vec::new();
         if let Some(e) = &spec.cond {
             let e = e.substitute(&|n| self.params.get(n).cloned(), &|k| {
                 self.matrix
@@ -558,7 +583,8 @@ impl Ctx<'_> {
                     .find(|(m, _)| m == k)
                     .map(|(_, v)| v.clone())
             })?;
-            for (job, _, span) in e.outputs() {
+            let outputs: Vec<&str> = e.outputs().into_iter().map(|(j, ..)| j).collect();
+            for (job, span) in e.jobs() {
                 let Some(ids) = self.instances.get(job) else {
                     return Err(Diagnostic::at(
                         span,
@@ -568,9 +594,13 @@ impl Ctx<'_> {
                 };
                 if ids.len() != 1 || self.jobs[ids[0]].name != self.jobs[ids[0]].key {
                     return Err(Diagnostic::at(span, format!("`{job}` is a matrix job"))
-                        .expected("an output of a job without a matrix (one value to compare)"));
+                        .expected("a job without a matrix (one value to compare)"));
                 }
-                deps.push(ids[0]);
+                if outputs.contains(&job) {
+                    deps.push(ids[0]);
+                } else {
+                    watched.push(ids[0]);
+                }
                 cond_jobs.insert(job.to_string(), ids[0]);
             }
             cond = Some(e);
@@ -592,6 +622,13 @@ impl Ctx<'_> {
         }
         deps.sort_unstable();
         deps.dedup();
+        // A job read for its data (or named in `needs:`) must succeed, even
+        // if the condition also reads how it ended.
+        watched.retain(|w| deps.binary_search(w).is_err());
+        watched.sort_unstable();
+        watched.dedup();
+        deps.extend(&watched);
+        deps.sort_unstable();
         let name = if self.matrix.is_empty() {
             spec.name.value.clone()
         } else {
@@ -609,6 +646,7 @@ impl Ctx<'_> {
             uses: spec.uses.clone(),
             argv,
             inputs,
+            input_spans,
             outputs: spec.outputs.iter().map(|o| o.value.clone()).collect(),
             stdout: spec.stdout.as_ref().map(|o| o.value.clone()),
             deps,
@@ -624,6 +662,7 @@ impl Ctx<'_> {
             secrets_in_key: spec.secrets_in_key,
             cond,
             cond_jobs,
+            watches: watched,
         })
     }
 
@@ -637,11 +676,14 @@ impl Ctx<'_> {
     }
 
     /// A literal with every `${{ params.x }}` and `${{ matrix.k }}` replaced.
-    fn substitute(&self, node: &crate::yaml::Node) -> Result<crate::yaml::Node, Diagnostic> {
-        use crate::yaml::Kind;
+    fn substitute(
+        &self,
+        node: &crate::workflow::yaml::Node,
+    ) -> Result<crate::workflow::yaml::Node, Diagnostic> {
+        use crate::workflow::yaml::Kind;
         let kind = match &node.kind {
             Kind::Scalar { text, plain } if text.contains("${{") => {
-                let t = crate::spec::parse_template(text, node.span, !plain)?;
+                let t = crate::workflow::spec::parse_template(text, node.span, !plain)?;
                 Kind::Scalar {
                     text: self.render(&t)?,
                     plain: *plain,
@@ -661,7 +703,7 @@ impl Ctx<'_> {
                     .collect::<Result<_, Diagnostic>>()?,
             ),
         };
-        Ok(crate::yaml::Node {
+        Ok(crate::workflow::yaml::Node {
             span: node.span,
             kind,
         })
@@ -789,8 +831,8 @@ fn collect_deps(source: &InputSource, deps: &mut Vec<JobId>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::{Pos, Source};
-    use crate::spec;
+    use crate::workflow::diag::{Pos, Source};
+    use crate::workflow::spec;
 
     fn plan_str(text: &str, ov: &Overrides) -> Result<Plan, Diagnostics> {
         let wf = spec::parse(Source::new("wf.yaml", text), "wf")

@@ -1,8 +1,8 @@
 //! The workflow file as written: parsed from YAML into typed values that keep
 //! their positions. Pure: text in, values or diagnostics out.
 
-use crate::diag::{Diagnostic, Diagnostics, Source, Span};
-use crate::yaml::{self, Kind, Node};
+use crate::workflow::diag::{Diagnostic, Diagnostics, Source, Span};
+use crate::workflow::yaml::{self, Kind, Node};
 use std::time::Duration;
 
 /// A value with the place it came from.
@@ -99,7 +99,7 @@ pub struct JobSpec {
     /// (by default only the names enter the key).
     pub secrets_in_key: bool,
     /// `if:`: run the job only when this holds.
-    pub cond: Option<crate::cond::Expr>,
+    pub cond: Option<crate::workflow::cond::Expr>,
 }
 
 /// One `with:` entry: a parameter's value as written.
@@ -238,28 +238,9 @@ impl Template {
     }
 }
 
-const TOP_KEYS: &[&str] = &["name", "params", "inputs", "jobs"];
-const JOB_KEYS: &[&str] = &[
-    "uses",
-    "needs",
-    "args",
-    "inputs",
-    "outputs",
-    "stdout",
-    "strategy",
-    "limits",
-    "retry",
-    "hermetic",
-    "cache",
-    "with",
-    "call",
-    "secrets",
-    "secrets-in-key",
-    "if",
-];
-const STRATEGY_KEYS: &[&str] = &["matrix"];
-const LIMIT_KEYS: &[&str] = &["memory", "timeout", "fuel", "output", "log"];
-const RETRY_KEYS: &[&str] = &["attempts", "backoff", "always"];
+// The keys the parser accepts come from the table the JSON Schema is made
+// from (`keys`), so that the two cannot disagree.
+use crate::workflow::keys;
 
 /// Parses a workflow file, reporting every problem found rather than the first.
 pub fn parse(source: Source, default_name: &str) -> Result<Workflow, Diagnostics> {
@@ -281,7 +262,7 @@ pub fn parse(source: Source, default_name: &str) -> Result<Workflow, Diagnostics
         jobs: Vec::new(),
     };
     let mut saw_jobs = false;
-    for (key, value) in p.map(&root, TOP_KEYS, "a mapping with `jobs:`") {
+    for (key, value) in p.map(&root, &keys::names(keys::TOP), "a mapping with `jobs:`") {
         match key.value.as_str() {
             "name" => {
                 if let Some(s) = p.scalar(value, "the workflow's name") {
@@ -498,6 +479,60 @@ impl Parser {
         }
     }
 
+    /// Every output of a job is declared once: twice in `outputs:`, or
+    /// there and as `stdout:`, one of them would never be written. (An
+    /// input may share an output's name: `/in/x` and `/out/x` are two
+    /// files, and a task that transforms a file in place reads one and
+    /// writes the other, as the polyglot conformance tasks do.)
+    fn check_files(&mut self, job: &JobSpec) {
+        let outputs = job.outputs.iter().map(|o| (o, "output"));
+        let stdout = job.stdout.iter().map(|o| (o, "stdout output"));
+        let mut seen: Vec<(&Name, &str)> = Vec::new();
+        for (name, what) in outputs.chain(stdout) {
+            if let Some((first, first_what)) = seen.iter().find(|(n, _)| n.value == name.value) {
+                let at = first.span.start;
+                self.errors.push(
+                    Diagnostic::at(
+                        name.span,
+                        format!(
+                            "output `{}` of job `{}` is declared twice",
+                            name.value, job.name.value
+                        ),
+                    )
+                    .expected(
+                        "each output once, either under `outputs:` (a file in /out) or as `stdout:`",
+                    )
+                    .help(format!(
+                        "the {first_what} `{}` is at line {}, column {}",
+                        first.value, at.line, at.col
+                    )),
+                );
+                continue;
+            }
+            seen.push((name, what));
+        }
+    }
+
+    /// An input's or output's name becomes a file name in the sandbox
+    /// (`/in/<name>`, `/out/<name>`): one path component, never `..` or
+    /// a path.
+    fn check_file_name(&mut self, name: &Name, dir: &str) {
+        if !is_ident(&name.value) {
+            self.errors.push(
+                Diagnostic::at(
+                    name.span,
+                    format!(
+                        "`{}` is not a valid name: it would be the file {dir}/{}",
+                        name.value, name.value
+                    ),
+                )
+                .expected(
+                    "one path component of letters, digits, `_` or `-`, starting with a letter or `_` (no `/`, `.` or `..`)",
+                ),
+            );
+        }
+    }
+
     fn template(&mut self, s: &Spanned<String>, quoted: bool) -> Option<Template> {
         match parse_template(&s.value, s.span, quoted) {
             Ok(t) => Some(t),
@@ -543,7 +578,7 @@ impl Parser {
             );
             return None;
         }
-        for (key, v) in self.map(node, JOB_KEYS, "a job") {
+        for (key, v) in self.map(node, &keys::names(keys::JOB), "a job") {
             match key.value.as_str() {
                 "uses" => {
                     uses = self.scalar(v, "a path to a component (.wasm) or its source directory")
@@ -566,7 +601,7 @@ impl Parser {
                 }
                 "inputs" => {
                     for (iname, iv) in self.map(v, &[], "a mapping of input names to references") {
-                        self.check_ident(&iname);
+                        self.check_file_name(&iname, "/in");
                         let (nodes, list) = match &iv.kind {
                             Kind::Seq(items) => (items.iter().collect::<Vec<_>>(), true),
                             _ => (vec![iv], false),
@@ -580,7 +615,7 @@ impl Parser {
                 }
                 "outputs" => {
                     for o in self.scalars(v, "an output name") {
-                        self.check_ident(&o);
+                        self.check_file_name(&o, "/out");
                         job.outputs.push(o);
                     }
                 }
@@ -596,7 +631,7 @@ impl Parser {
                         } else {
                             s.span
                         };
-                        match crate::cond::parse(&s.value, span) {
+                        match crate::workflow::cond::parse(&s.value, span) {
                             Ok(e) => job.cond = Some(e),
                             Err(d) => self.errors.push(d),
                         }
@@ -636,12 +671,14 @@ impl Parser {
                 }
                 "stdout" => {
                     if let Some(o) = self.scalar(v, "an output name for standard output") {
-                        self.check_ident(&o);
+                        self.check_file_name(&o, "/out");
                         job.stdout = Some(o);
                     }
                 }
                 "strategy" => {
-                    for (skey, sv) in self.map(v, STRATEGY_KEYS, "a mapping with `matrix:`") {
+                    for (skey, sv) in
+                        self.map(v, &keys::names(keys::STRATEGY), "a mapping with `matrix:`")
+                    {
                         debug_assert_eq!(skey.value, "matrix");
                         for (mkey, values) in
                             self.map(sv, &[], "a mapping of matrix keys to lists of values")
@@ -673,7 +710,8 @@ impl Parser {
                     }
                 }
                 "limits" => {
-                    for (lkey, lv) in self.map(v, LIMIT_KEYS, "a mapping of limits") {
+                    for (lkey, lv) in self.map(v, &keys::names(keys::LIMITS), "a mapping of limits")
+                    {
                         let Some(s) = self.scalar(lv, "a limit") else {
                             continue;
                         };
@@ -692,7 +730,7 @@ impl Parser {
                 "retry" => {
                     for (rkey, rv) in self.map(
                         v,
-                        RETRY_KEYS,
+                        &keys::names(keys::RETRY),
                         "a mapping such as { attempts: 3, backoff: 1s }",
                     ) {
                         let Some(s) = self.scalar(rv, "a retry setting") else {
@@ -731,6 +769,7 @@ impl Parser {
                 _ => unreachable!("map() only yields allowed keys"),
             }
         }
+        self.check_files(&job);
         match uses {
             Some(u) => job.uses = u,
             None if self.errors.len() == before => {
@@ -893,15 +932,11 @@ pub fn parse_size(s: &str) -> Option<u64> {
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" | "kB" => 1_000,
-        "KiB" => 1 << 10,
-        "MB" => 1_000_000,
-        "MiB" => 1 << 20,
-        "GB" => 1_000_000_000,
-        "GiB" => 1 << 30,
-        _ => return None,
+    let unit = unit.trim();
+    let mult: u64 = if unit.is_empty() {
+        1
+    } else {
+        keys::SIZE_UNITS.iter().find(|(u, _)| *u == unit)?.1
     };
     let n: f64 = num.parse().ok()?;
     (n >= 0.0).then_some((n * mult as f64) as u64)
@@ -915,12 +950,11 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
+    let unit = unit.trim();
+    let secs = if unit.is_empty() {
+        n
+    } else {
+        n * keys::DURATION_UNITS.iter().find(|(u, _)| *u == unit)?.1 / 1e3
     };
     Duration::try_from_secs_f64(secs).ok()
 }
@@ -928,7 +962,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::Pos;
+    use crate::workflow::diag::Pos;
 
     fn parse_str(text: &str) -> Result<Workflow, Diagnostics> {
         parse(Source::new("wf.yaml", text), "wf")

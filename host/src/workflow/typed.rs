@@ -4,8 +4,8 @@
 //! and encodes plain values canonically (JSON with sorted keys) so they can
 //! be stored as blobs, keyed, and handed to later jobs.
 
-use crate::diag::{Diagnostic, Span};
-use crate::yaml::{Kind, Node};
+use crate::workflow::diag::{Diagnostic, Span};
+use crate::workflow::yaml::{Kind, Node};
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};

@@ -1,7 +1,7 @@
 //! A YAML tree that remembers where every node came from, so that every
 //! later error can point at the file, line and column it is about.
 
-use crate::diag::{Diagnostic, Pos, Span};
+use crate::workflow::diag::{Diagnostic, Pos, Span};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
