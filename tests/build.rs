@@ -1,7 +1,8 @@
 //! Builds the test guests for wasm32-wasip2 and exposes each as a constant
 //! holding the component's path (as wasmtime's test-programs do): every
 //! binary in `tests/guests` (command tasks) and every crate of the workspace
-//! `tests/typed-guests` (typed tasks).
+//! `tests/typed-guests` (typed tasks). The few binaries in [`WASIP1`] are
+//! also built for wasm32-wasip1 (core modules, `<NAME>_P1`).
 
 use std::env;
 use std::fmt::Write as _;
@@ -11,12 +12,18 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 
+/// Command guests also built for wasm32-wasip1, where Rust's std exits
+/// through preview 1's `proc_exit`, which carries the exit code.
+const WASIP1: &[&str] = &["exit3"];
+
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    ensure_target(&manifest_dir);
+    ensure_target(&manifest_dir, TARGET);
+    ensure_target(&manifest_dir, "wasm32-wasip1");
     let mut code = String::new();
-    let commands = command_guests(&manifest_dir, &out_dir, &mut code);
+    let mut commands = command_guests(&manifest_dir, &out_dir, &mut code);
+    commands.extend(wasip1_guests(&manifest_dir, &out_dir, &mut code));
     let typed = typed_guests(&manifest_dir, &out_dir, &mut code);
 
     // Names are the constants' names in lower case, so a test can write
@@ -55,7 +62,7 @@ fn command_guests(manifest_dir: &Path, out_dir: &Path, code: &mut String) -> Vec
     );
 
     let target_dir = out_dir.join("guests-target");
-    let status = guest_cargo(&guests, &target_dir)
+    let status = guest_cargo(&guests, &target_dir, TARGET)
         .arg("--bins")
         .status()
         .expect("running cargo to build the test guests");
@@ -88,6 +95,43 @@ fn command_guests(manifest_dir: &Path, out_dir: &Path, code: &mut String) -> Vec
         .unwrap();
     }
     names.iter().map(|name| name.to_uppercase()).collect()
+}
+
+/// Builds the [`WASIP1`] binaries of `tests/guests` for wasm32-wasip1 and
+/// writes a constant `<NAME>_P1` for each; returns the constants' names.
+fn wasip1_guests(manifest_dir: &Path, out_dir: &Path, code: &mut String) -> Vec<String> {
+    let guests = manifest_dir.join("guests");
+    let target_dir = out_dir.join("guests-target");
+    let mut p1 = guest_cargo(&guests, &target_dir, "wasm32-wasip1");
+    for name in WASIP1 {
+        p1.args(["--bin", name]);
+    }
+    let status = p1
+        .status()
+        .expect("running cargo to build the wasip1 guests");
+    assert!(status.success(), "building the wasip1 test guests failed");
+    WASIP1
+        .iter()
+        .map(|name| {
+            let wasm = target_dir
+                .join("wasm32-wasip1/release")
+                .join(format!("{name}.wasm"));
+            assert!(wasm.is_file(), "{} was not built", wasm.display());
+            let constant = format!("{}_P1", name.to_uppercase());
+            writeln!(
+                code,
+                "/// The `{name}` guest built for wasm32-wasip1: a preview 1 core module."
+            )
+            .unwrap();
+            writeln!(
+                code,
+                "pub const {constant}: &str = {:?};",
+                wasm.display().to_string()
+            )
+            .unwrap();
+            constant
+        })
+        .collect()
 }
 
 /// Builds the workspace `tests/typed-guests` (typed tasks, one cdylib crate
@@ -136,7 +180,7 @@ fn typed_guests(manifest_dir: &Path, out_dir: &Path, code: &mut String) -> Vec<S
     members.sort();
 
     let target_dir = out_dir.join("typed-guests-target");
-    let status = guest_cargo(&guests, &target_dir)
+    let status = guest_cargo(&guests, &target_dir, TARGET)
         .arg("--workspace")
         .status()
         .expect("running cargo to build the typed test guests");
@@ -168,11 +212,11 @@ fn typed_guests(manifest_dir: &Path, out_dir: &Path, code: &mut String) -> Vec<S
         .collect()
 }
 
-/// `cargo build --release --target wasm32-wasip2` of the workspace `dir`
-/// into `target_dir`, without the outer build's settings.
-fn guest_cargo(dir: &Path, target_dir: &Path) -> Command {
+/// `cargo build --release --target TARGET` of the workspace `dir` into
+/// `target_dir`, without the outer build's settings.
+fn guest_cargo(dir: &Path, target_dir: &Path, target: &str) -> Command {
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args(["build", "--release", "--target", TARGET])
+    cmd.args(["build", "--release", "--target", target])
         .arg("--manifest-path")
         .arg(dir.join("Cargo.toml"))
         .arg("--target-dir")
@@ -196,7 +240,7 @@ fn guest_cargo(dir: &Path, target_dir: &Path) -> Command {
 
 /// With RUSTUP_AUTO_INSTALL=0 the toolchain file does not install the
 /// target by itself; add it when rustup manages the toolchain and lacks it.
-fn ensure_target(dir: &Path) {
+fn ensure_target(dir: &Path, target: &str) {
     let Ok(out) = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .current_dir(dir)
@@ -206,14 +250,14 @@ fn ensure_target(dir: &Path) {
     };
     if String::from_utf8_lossy(&out.stdout)
         .lines()
-        .any(|l| l.trim() == TARGET)
+        .any(|l| l.trim() == target)
     {
         return;
     }
     let status = Command::new("rustup")
-        .args(["target", "add", TARGET])
+        .args(["target", "add", target])
         .current_dir(dir)
         .status()
         .expect("running rustup");
-    assert!(status.success(), "`rustup target add {TARGET}` failed");
+    assert!(status.success(), "`rustup target add {target}` failed");
 }

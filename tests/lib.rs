@@ -13,7 +13,12 @@
 //! (name, path) with the constant's name in lower case (`noop`,
 //! `typed_kinds`, …).
 //!
+//! [`browser`] drives headless Chromium (Debian's, through ChromeDriver)
+//! for the web view's tests.
+//!
 //! The integration tests themselves are `tests/all/`, compiled as the `cairn`
 //! package's `all` test so they can run the real `cairn` binary.
+
+pub mod browser;
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

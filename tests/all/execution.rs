@@ -35,11 +35,14 @@ fn exit_zero_is_success_and_failures_are_classified() {
     let run = p.cairn(&["run", "wf.yaml", "--keep-going"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.status_of("bye"), Some("done"), "{run:?}");
-    assert!(run.stderr.contains("failed   fail (exit)"), "{run:?}");
+    assert!(
+        run.stderr.contains("failed   fail: exit status failure"),
+        "{run:?}"
+    );
     // The failing job's own stderr is shown under it.
     assert!(run.stderr.contains("| about to fail"), "{run:?}");
     assert!(
-        run.stderr.contains("failed   missing (missing output): declared output `result` was not written to /out/result"),
+        run.stderr.contains("failed   missing: missing output: declared output `result` was not written to /out/result"),
         "{run:?}"
     );
 }
@@ -62,7 +65,10 @@ fn a_core_module_is_rejected_with_a_reason() {
     p.workflow("jobs:\n  core:\n    uses: core.wasm\n");
     let run = p.cairn(&["run", "wf.yaml"]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("(instantiation)"), "{run:?}");
+    assert!(
+        run.stderr.contains("failed   core: instantiation:"),
+        "{run:?}"
+    );
     assert!(
         run.stderr
             .contains("a core module without `_start` is not a command"),

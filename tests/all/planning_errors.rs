@@ -128,3 +128,93 @@ fn usage_errors_exit_2() {
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("Exit codes:"), "{help:?}");
 }
+
+#[test]
+fn an_output_declared_twice_is_refused_where_it_is_written() {
+    let e = error_for(
+        "jobs:\n  a:\n    uses: a.wasm\n    outputs: [report]\n    stdout: report\n  b:\n    uses: a.wasm\n    outputs: [x, y, x]\n  c:\n    uses: a.wasm\n    inputs:\n      y: ${{ jobs.b.outputs.y }}\n      x: ${{ jobs.b.outputs.x }}\n    outputs: [x]\n",
+        &[],
+    );
+    assert_has(
+        &e,
+        &[
+            "error: output `report` of job `a` is declared twice",
+            "--> wf.yaml:5:13",
+            "expected each output once, either under `outputs:` (a file in /out) or as `stdout:`",
+            "the output `report` is at line 4, column 15",
+            "error: output `x` of job `b` is declared twice",
+            "--> wf.yaml:8:21",
+            // An input and an output may share a name (job `c`): /in/x and
+            // /out/x are two files.
+            "2 errors in wf.yaml",
+        ],
+    );
+}
+
+#[test]
+fn names_that_are_not_one_path_component_are_refused() {
+    let e = error_for(
+        "jobs:\n  a:\n    uses: a.wasm\n    outputs: ['../../etc/x', /abs, ok]\n    stdout: 'a/b'\n  b:\n    uses: a.wasm\n    inputs:\n      '..': ${{ jobs.a.outputs.ok }}\n  'c/d':\n    uses: a.wasm\n",
+        &[],
+    );
+    assert_has(
+        &e,
+        &[
+            "error: `../../etc/x` is not a valid name: it would be the file /out/../../etc/x",
+            "--> wf.yaml:4:15",
+            "expected one path component of letters, digits",
+            "error: `/abs` is not a valid name: it would be the file /out//abs",
+            "error: `a/b` is not a valid name: it would be the file /out/a/b",
+            "error: `..` is not a valid name: it would be the file /in/..",
+            "--> wf.yaml:9:7",
+            "error: `c/d` is not a valid name",
+            "--> wf.yaml:10:3",
+        ],
+    );
+}
+
+#[test]
+fn a_matrix_past_a_million_jobs_is_refused_before_it_is_expanded() {
+    let keys: Vec<String> = (0..7)
+        .map(|i| format!("        k{i}: [0, 1, 2, 3, 4, 5, 6, 7]"))
+        .collect();
+    let e = error_for(
+        &format!(
+            "jobs:\n  a:\n    uses: a.wasm\n    strategy:\n      matrix:\n{}\n",
+            keys.join("\n")
+        ),
+        &[],
+    );
+    assert_has(
+        &e,
+        &[
+            "error: job `a` would make the workflow 2097152 jobs",
+            "--> wf.yaml:6:9",
+            "expected at most 1000000 jobs in one workflow",
+        ],
+    );
+}
+
+#[test]
+fn references_to_outputs_a_task_does_not_have_are_refused_before_anything_runs() {
+    let p = Project::new();
+    // The producers' outputs are known only from the components: a command
+    // that declares none, and a typed task whose signature has no `nope`.
+    p.workflow(
+        "jobs:\n  quiet:\n    uses: {NOOP}\n  typed:\n    uses: {TYPED_GENERATE}\n    with: { bytes: 2 }\n  a:\n    uses: {COPY}\n    args: [x, y]\n    inputs:\n      x: ${{ jobs.quiet.outputs.x }}\n    outputs: [y]\n  b:\n    uses: {COPY}\n    args: [x, y]\n    inputs:\n      x: ${{ jobs.typed.outputs.nope }}\n    outputs: [y]\n",
+    );
+    let run = p.cairn(&["run", "wf.yaml"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_has(
+        &run.stderr,
+        &[
+            "error: job `quiet` has no output `x`",
+            "--> wf.yaml:11:10",
+            "expected an output of job `quiet`, which has none",
+            "error: job `typed` has no output `nope`",
+            "--> wf.yaml:17:10",
+        ],
+    );
+    let runs = p.cairn(&["runs", "--json"]).json();
+    assert_eq!(runs.as_array().map(Vec::len), Some(0), "nothing ran");
+}

@@ -400,7 +400,7 @@ fn a_wasip1_core_module_runs_as_a_command_task() {
     let bad = run_cairn(p.path(), &["run", wf.to_str().unwrap()], &env);
     assert_eq!(bad.code, 1, "{bad:?}");
     assert!(
-        bad.stderr.contains("failed   bad (instantiation)") && bad.stderr.contains("env::magic"),
+        bad.stderr.contains("failed   bad: instantiation:") && bad.stderr.contains("env::magic"),
         "{bad:?}"
     );
 
@@ -417,7 +417,7 @@ fn a_wasip1_core_module_runs_as_a_command_task() {
     assert!(
         refused
             .stderr
-            .contains("failed   r (instantiation): a core module without `_start`")
+            .contains("failed   r: instantiation: a core module without `_start`")
             && refused.stderr.contains("neither `_start`"),
         "{refused:?}"
     );

@@ -195,6 +195,17 @@ fn a_killed_run_shows_as_interrupted_and_a_rerun_reuses_finished_jobs() {
     assert_eq!(v["run"]["status"], "interrupted", "{v}");
     assert_eq!(job_status(&v, "quick"), "executed");
     assert_eq!(job_status(&v, "slow"), "interrupted");
+    // The state word never runs into the job's name: names line up.
+    let human = p.cairn(&["status", &id]);
+    let column = |job: &str| {
+        human
+            .stdout
+            .lines()
+            .find_map(|l| l.find(&format!(" {job} ")))
+            .unwrap_or_else(|| panic!("{job}: {human:?}"))
+    };
+    assert_eq!(column("quick"), column("slow"), "{human:?}");
+    assert!(human.stdout.contains("interrupted  slow"), "{human:?}");
     let listed = p.cairn(&["runs", "--status", "interrupted", "--json"]);
     assert_eq!(listed.json().as_array().unwrap().len(), 1, "{listed:?}");
 

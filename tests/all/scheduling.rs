@@ -2,7 +2,7 @@
 
 use crate::execution::output_bytes;
 use crate::util::{Project, id, run_library};
-use cairn::scheduler::{JobStatus, SkipReason};
+use cairn::{JobStatus, SkipReason};
 
 const DIAMOND: &str = "jobs:\n  a:\n    uses: {SLEEP_MS}\n    args: ['50']\n  b:\n    uses: {SLEEP_MS}\n    needs: a\n    args: ['400']\n  c:\n    uses: {SLEEP_MS}\n    needs: a\n    args: ['400']\n  d:\n    uses: {SLEEP_MS}\n    needs: [b, c]\n    args: ['10']\n";
 
@@ -70,7 +70,7 @@ fn an_index_past_the_end_of_a_list_fails_that_job() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stderr.contains(
-            "failed   third (input): jobs.parts.outputs.parts[2]: the list has 2 elements"
+            "failed   third: input: jobs.parts.outputs.parts[2]: the list has 2 elements"
         ),
         "{run:?}"
     );

@@ -53,7 +53,7 @@ fn values_of_every_wit_kind_round_trip() {
     assert_eq!(run.code, 1, "65535 is odd: {run:?}");
     assert!(
         run.stderr
-            .contains("failed   half (guest error): n must be even, got 65535"),
+            .contains("failed   half: guest error: n must be even, got 65535"),
         "{run:?}"
     );
     assert_eq!(run.status_of("echo"), Some("cached"), "{run:?}");
@@ -314,6 +314,11 @@ fn a_hermetic_err_is_not_retried_unless_asked() {
     );
     let run = p.cairn(&["run", "wf.yaml", "--keep-going"]);
     assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("not retried: a hermetic job's `err` comes back the same"),
+        "{run:?}"
+    );
     let id = p.cairn(&["runs", "--json"]).json()[0]["id"]
         .as_str()
         .unwrap()
@@ -490,4 +495,41 @@ fn conditions_are_type_checked_before_running() {
     );
     let e = check_errors(&CONDITIONAL.replace("params.mode == 'full'", "params.mdoe == 'full'"));
     has(&e, &["error: no parameter named `mdoe`"]);
+}
+
+#[test]
+fn why_names_a_secret_whose_value_changed() {
+    use crate::util::run_cairn;
+    let p = Project::new();
+    p.workflow(
+        "jobs:
+  keyed:
+    uses: {TYPED_CONTEXT}
+    with: { name: b }
+    secrets: [TOKEN]
+    secrets-in-key: true
+",
+    );
+    let secret = |v: &str| {
+        run_cairn(
+            p.path(),
+            &["run", "wf.yaml", "--secret", "TOKEN"],
+            &[("TOKEN", v)],
+        )
+    };
+    assert_eq!(secret("first-value").code, 0);
+    let second = secret("second-value");
+    assert_eq!(second.status_of("keyed"), Some("done"), "{second:?}");
+    let id = p.cairn(&["runs", "--json"]).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let why = p.cairn(&["why", &id, "keyed"]);
+    assert_eq!(why.code, 0, "{why:?}");
+    assert!(
+        why.stdout.contains("secret `TOKEN`'s value changed"),
+        "{why:?}"
+    );
+    assert!(!why.stdout.contains("the same"), "{why:?}");
+    assert!(!why.stdout.contains("value\"") && !why.stdout.contains("second-value"));
 }

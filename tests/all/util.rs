@@ -1,9 +1,9 @@
 //! A scratch project for one test: a temp directory with a workflow file,
 //! input files, and helpers to run the real `cairn` binary or the library.
 
-use cairn::plan::{JobId, Overrides, Plan};
-use cairn::runtime::ExecLimits;
-use cairn::scheduler::{Event, EventSink, RunOptions, RunReport};
+use cairn::ExecLimits;
+use cairn::{Event, EventSink, RunOptions, RunReport};
+use cairn::{JobId, Overrides, Plan};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,8 @@ impl Run {
         self.stderr.lines().find_map(|l| {
             let mut words = l.split_whitespace();
             let status = words.next()?;
-            let name = words.next()?;
+            // `failed NAME: cause`
+            let name = words.next()?.trim_end_matches(':');
             (name == job && ["done", "cached", "failed", "skipped"].contains(&status))
                 .then_some(status)
         })
@@ -140,15 +141,14 @@ pub fn run_library(
     jobs: usize,
     keep_going: bool,
 ) -> (Arc<Plan>, RunReport, Arc<Recorder>) {
-    let loaded = cairn::workflow::load(wf, &Overrides::default()).unwrap();
-    let (store, runtime) = cairn::workflow::open(&cairn::workflow::default_store(&loaded)).unwrap();
+    let loaded = cairn::load(wf, &Overrides::default()).unwrap();
+    let (store, runtime) = cairn::open(&cairn::default_store(&loaded)).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(jobs + 1)
         .enable_all()
         .build()
         .unwrap();
-    let prepared =
-        Arc::new(cairn::workflow::prepare(&loaded, &store, &runtime, &rt, &mut |_| {}).unwrap());
+    let prepared = Arc::new(cairn::prepare(&loaded, &store, &runtime, &rt, &mut |_| {}).unwrap());
     let recorder = Arc::new(Recorder::default());
     let opts = RunOptions {
         jobs,
@@ -162,13 +162,14 @@ pub fn run_library(
         secrets: Default::default(),
         secret_key: [0; 32],
     };
-    let report = rt.block_on(cairn::workflow::execute(
+    let report = rt.block_on(cairn::execute(
         &loaded,
         &prepared,
         store,
         runtime,
         recorder.clone(),
         &opts,
+        None,
     ));
     (loaded.plan.clone(), report, recorder)
 }
