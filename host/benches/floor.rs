@@ -32,8 +32,8 @@ fn main() {
         .unwrap_or(20_000);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let store = cairn::store::Store::open(scratch.path()).unwrap();
-    let built = cairn::builder::build_dir(&root.join("bench/tasks/bench"), &store)
+    let store = cairn::Store::open(scratch.path()).unwrap();
+    let built = cairn::build_dir(&root.join("bench/tasks/bench"), &store)
         .unwrap_or_else(|e| panic!("building bench/tasks/bench: {e}"));
     let wasm = store.blob_path(&built.stored.digest);
 
@@ -119,7 +119,7 @@ fn main() {
         "max_ns": calls[BATCHES - 1].as_nanos() as u64,
         "iterations": iterations,
         "batches": BATCHES,
-        "note": "wasmtime 48 alone: pooling allocator, InstancePre, Store::new + instantiate + call noop; cairn: the same task as a recorded workflow job through cairn::workflow::execute, steady state (cargo bench -p cairn --bench floor)",
+        "note": "wasmtime 48 alone: pooling allocator, InstancePre, Store::new + instantiate + call noop; cairn: the same task as a recorded workflow job through cairn::execute, steady state (cargo bench -p cairn --bench floor)",
     });
     std::fs::write(out.join("floor.json"), format!("{json:#}\n")).unwrap();
     println!("  wrote {}", out.join("floor.json").display());
@@ -134,8 +134,7 @@ const STEADY_TASKS: usize = 5_000;
 /// like the floor's loop, each in its own sandboxed instance and recorded
 /// in SQLite. Per-task time of each run, sorted.
 fn cairn_steady_state(root: &Path, scratch: &Path) -> Vec<Duration> {
-    use cairn::records::{self, NewRun, Recorder, Records, RunStatus};
-    use cairn::workflow;
+    use cairn::{NewRun, Recorder, Records, RunStatus};
     let task = root.join("bench/tasks/bench");
     let yaml = scratch.join("steady.yaml");
     let matrix: Vec<String> = (0..STEADY_TASKS).map(|i| i.to_string()).collect();
@@ -148,17 +147,16 @@ fn cairn_steady_state(root: &Path, scratch: &Path) -> Vec<Duration> {
         ),
     )
     .unwrap();
-    let loaded = workflow::load(&yaml, &Default::default()).unwrap();
-    let (store, runtime) = workflow::open(&scratch.join("steady-store")).unwrap();
+    let loaded = cairn::load(&yaml, &Default::default()).unwrap();
+    let (store, runtime) = cairn::open(&scratch.join("steady-store")).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let prepared =
-        Arc::new(workflow::prepare(&loaded, &store, &runtime, &rt, &mut |_| {}).unwrap());
+    let prepared = Arc::new(cairn::prepare(&loaded, &store, &runtime, &rt, &mut |_| {}).unwrap());
     let records = Arc::new(Records::open(store.root()).unwrap());
-    let opts = cairn::scheduler::RunOptions {
+    let opts = cairn::RunOptions {
         jobs: 1,
         keep_going: false,
         no_cache: true,
@@ -168,7 +166,7 @@ fn cairn_steady_state(root: &Path, scratch: &Path) -> Vec<Duration> {
     };
     let mut runs: Vec<Duration> = (0..BATCHES + 1)
         .map(|_| {
-            let id = records::new_run_id();
+            let id = cairn::new_run_id();
             let _lock = records
                 .begin_run(&NewRun {
                     id: id.clone(),
@@ -179,13 +177,14 @@ fn cairn_steady_state(root: &Path, scratch: &Path) -> Vec<Duration> {
                 .unwrap();
             let recorder = Arc::new(Recorder::start(records.clone(), id));
             let t = Instant::now();
-            let report = rt.block_on(workflow::execute(
+            let report = rt.block_on(cairn::execute(
                 &loaded,
                 &prepared,
                 store.clone(),
                 runtime.clone(),
                 recorder.clone(),
                 &opts,
+                None,
             ));
             recorder.finish(RunStatus::Succeeded, None).unwrap();
             let elapsed = t.elapsed();

@@ -8,10 +8,12 @@
 //! command-line overrides win, and `Diagnostics` is never empty.
 #![no_main]
 
-use cairn_fuzz::diag::{Diagnostics, Source};
-use cairn_fuzz::plan::{self, Arg, InputSource, JobId, Overrides, Plan};
-use cairn_fuzz::spec::{self, Workflow};
+use cairn_fuzz::workflow::cond::{Field, Kind, Read};
+use cairn_fuzz::workflow::diag::{Diagnostics, Source};
+use cairn_fuzz::workflow::plan::{self, Arg, InputSource, JobId, Overrides, Plan};
+use cairn_fuzz::workflow::spec::{self, Workflow};
 use libfuzzer_sys::fuzz_target;
+use serde_json::Value as Json;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -71,6 +73,30 @@ fn check(wf: &Workflow, ov: &Overrides) {
 
 fn check_plan(p: &Plan, ov: &Overrides) {
     for (i, job) in p.jobs.iter().enumerate() {
+        if let Some(c) = &job.cond {
+            // Every job a condition reads is one it waits for, and one in
+            // `cond_jobs`; `watches` are among the deps.
+            for (dep, _) in c.jobs() {
+                let id = job.cond_jobs[dep];
+                assert!(job.deps.binary_search(&id).is_ok(), "`{}` reads {dep}", job.name);
+            }
+            // Typing and evaluating never panic, whatever the kinds.
+            for kind in [Kind::Number, Kind::String, Kind::Bool] {
+                let _ = c.check(&|_, _, _| Ok(kind));
+            }
+            let _ = c.eval(&|r| {
+                Ok(match r {
+                    Read::Output(_, o) => Json::from(o.len()),
+                    Read::Status(_, Field::ExitCode) => Json::from(-1),
+                    Read::Status(_, _) => Json::from("failure"),
+                })
+            });
+        }
+        assert!(
+            job.watches.iter().all(|w| job.deps.binary_search(w).is_ok()),
+            "watches of `{}` are deps",
+            job.name
+        );
         assert_eq!(job.id, i, "job `{}` has id {} at position {i}", job.name, job.id);
         assert!(
             job.deps.windows(2).all(|w| w[0] < w[1]),
