@@ -407,6 +407,12 @@ fn secrets_reach_only_jobs_that_declare_them_and_are_never_stored() {
         }
     }
     scan(&p.path().join(".cairn"), value.as_bytes());
+    // The guest put the value in a label and a metric name: both blanked.
+    assert!(
+        !run.stdout.contains(value) && !run.stderr.contains(value),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("token=[secret]"), "{run:?}");
     // Keys hold the secret's name; a job that asks also keys on a hash of the value.
     let other = run_cairn(
         p.path(),

@@ -105,6 +105,7 @@ impl LocalExecutor {
                 Ok((c, stats, reported))
             })
             .map_err(|mut failure| {
+                failure.message = dir.blank(&failure.message);
                 // A full disk fails the guest's writes (its `write` gets
                 // ENOSPC, and it gives up its own way): the host's fault.
                 let full = failure.kind != FailureKind::Host && self.store.is_full();
@@ -127,7 +128,16 @@ impl LocalExecutor {
                 }
                 failure
             })?;
-        let (collected, stats, reported) = collected;
+        let (collected, stats, mut reported) = collected;
+        // What the job reported is printed and recorded like its logs.
+        reported.labels = reported
+            .labels
+            .into_iter()
+            .map(|(k, v)| (dir.blank(&k), dir.blank(&v)))
+            .collect();
+        for (name, ..) in &mut reported.metrics {
+            *name = dir.blank(name);
+        }
         Ok(Manifest {
             format: CACHE_FORMAT,
             outputs: collected.outputs,

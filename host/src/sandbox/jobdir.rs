@@ -217,6 +217,21 @@ impl JobDir {
         self.redact = values.into_iter().filter(|v| !v.is_empty()).collect();
     }
 
+    /// `text` with every secret value the job was given shown as
+    /// `[secret]`, as in its logs: for what a job reports besides its logs
+    /// (labels, metric names, an error's message), which is printed and
+    /// recorded too.
+    pub fn blank(&self, text: &str) -> String {
+        if !self.redact.iter().any(|s| text.contains(s.as_str())) {
+            return text.to_string();
+        }
+        let blanked = self.redact.iter().fold(text.as_bytes().to_vec(), |t, s| {
+            replace_all(&t, s.as_bytes(), b"[secret]")
+        });
+        // Replacing whole UTF-8 strings inside a UTF-8 string keeps it UTF-8.
+        String::from_utf8(blanked).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into())
+    }
+
     /// A log as stored: secrets blanked out and, for standard error, a
     /// marker if the job wrote more than the log limit.
     fn finished_log(&self, bytes: &[u8], marked: bool) -> Vec<u8> {

@@ -3,7 +3,9 @@
 //! `[warn] warn {name}`, `[error] error {name}`), records the metric `loss`
 //! as 0.5 at step 1 and 0.25 at step 2, sets the label `owner` to `name`,
 //! and returns `token:<len>` with the length in bytes of the secret
-//! `TOKEN`, or `token:none` without it. The secret itself is never printed.
+//! `TOKEN`, or `token:none` without it. Given the secret, it also reports
+//! it carelessly, as the label `token` and in the metric name
+//! `seen <value>`, for the host to blank; it never logs it.
 
 use cairn_sdk::{debug, error, info, label, metric, secret, trace, warn};
 
@@ -32,7 +34,12 @@ impl bindings::Guest for Context {
         metric("loss", 0.25, Some(2));
         label("owner", &name);
         match secret("TOKEN") {
-            Some(token) => format!("token:{}", token.len()),
+            Some(token) => {
+                // Careless reporting: the host must blank the value.
+                label("token", &token);
+                metric(&format!("seen {token}"), 1.0, None);
+                format!("token:{}", token.len())
+            }
             None => "token:none".to_string(),
         }
     }
