@@ -72,6 +72,11 @@ impl Run {
         self.records.jobs(&self.id)
     }
 
+    /// The labels its jobs set: (job, key, value), by job and key.
+    pub fn labels(&self) -> Result<Vec<(i64, String, String)>, RecordError> {
+        self.records.run_labels(&self.id)
+    }
+
     /// Blocks until the run ends or `wait` runs out, polling the records.
     pub fn wait(&self, wait: Wait) -> Result<RunRow, ResultsError> {
         let started = Instant::now();

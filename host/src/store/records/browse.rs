@@ -220,6 +220,46 @@ impl Records {
         Ok(last)
     }
 
+    /// Every label a run's jobs set: (job, key, value), by job and key,
+    /// the last value set for each.
+    pub fn run_labels(&self, run_id: &str) -> Result<Vec<(i64, String, String)>, RecordError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT job, key, value FROM labels WHERE run_id = ?1 ORDER BY job, key, rowid",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows: Vec<(i64, String, String)> = stmt
+            .query_map(params![run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.db(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db(e))?;
+        let mut last: Vec<(i64, String, String)> = Vec::with_capacity(rows.len());
+        for (j, k, v) in rows {
+            match last.last_mut() {
+                Some((lj, lk, lv)) if *lj == j && *lk == k => *lv = v,
+                _ => last.push((j, k, v)),
+            }
+        }
+        Ok(last)
+    }
+
+    /// The ids of runs in which some job set `key` to `value`.
+    pub fn runs_with_label(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<std::collections::HashSet<String>, RecordError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare_cached("SELECT DISTINCT run_id FROM labels WHERE key = ?1 AND value = ?2")
+            .map_err(|e| self.db(e))?;
+        stmt.query_map(params![key, value], |r| r.get(0))
+            .map_err(|e| self.db(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db(e))
+    }
+
     /// A job's metrics, by name and step, in the order reported within a step.
     pub fn job_metrics(&self, run_id: &str, job: i64) -> Result<Vec<MetricRow>, RecordError> {
         let conn = self.conn.lock().unwrap();

@@ -57,6 +57,26 @@ impl Records {
         status: Option<RunStatus>,
         limit: usize,
     ) -> Result<Vec<RunRow>, RecordError> {
+        self.runs_labelled(workflow, status, &[], limit)
+    }
+
+    /// As [`Records::runs`], keeping only runs in which jobs set every one
+    /// of `labels` (key, value); each may come from a different job.
+    pub fn runs_labelled(
+        &self,
+        workflow: Option<&str>,
+        status: Option<RunStatus>,
+        labels: &[(String, String)],
+        limit: usize,
+    ) -> Result<Vec<RunRow>, RecordError> {
+        let mut labelled: Option<std::collections::HashSet<String>> = None;
+        for (key, value) in labels {
+            let ids = self.runs_with_label(key, value)?;
+            labelled = Some(match labelled {
+                None => ids,
+                Some(had) => had.intersection(&ids).cloned().collect(),
+            });
+        }
         let rows: Vec<RunRow> = {
             let conn = self.conn.lock().unwrap();
             let mut stmt = conn
@@ -71,6 +91,9 @@ impl Records {
         };
         let mut out = Vec::new();
         for row in rows {
+            if labelled.as_ref().is_some_and(|ids| !ids.contains(&row.id)) {
+                continue;
+            }
             let row = self.check_alive(row)?;
             if status.is_none_or(|s| s == row.status) {
                 out.push(row);

@@ -95,6 +95,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 5: the code a failed job's program exited with (its cause is the
     // failure kind, its words the failure's first line).
     "ALTER TABLE jobs ADD COLUMN exit_code INTEGER;",
+    // 6: `cairn runs --label KEY=VALUE` finds runs by a label. Few jobs set
+    // labels, so the index costs little where migration 3's did.
+    "CREATE INDEX labels_by_key ON labels (key, value);",
 ];
 
 impl Records {
