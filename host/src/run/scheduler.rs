@@ -71,6 +71,20 @@ pub enum SkipReason {
     Condition,
 }
 
+impl SkipReason {
+    /// The reason in words, as records and `--json` keep it; `name` gives
+    /// a job's display name (the id is internal).
+    pub fn describe(&self, name: &dyn Fn(JobId) -> String) -> String {
+        match self {
+            SkipReason::Upstream(up) => format!("needs {}, which did not succeed", name(*up)),
+            SkipReason::RunStopped => "the run stopped after a failure".to_string(),
+            SkipReason::Condition => {
+                "condition: its `if:`, or that of a job it needs, was false".to_string()
+            }
+        }
+    }
+}
+
 impl JobStatus {
     /// True for executed and cached jobs.
     pub fn is_success(&self) -> bool {
@@ -200,7 +214,7 @@ pub async fn run(
                 dag.finish(id, skipped(SkipReason::RunStopped));
                 continue;
             }
-            match condition(&plan, id, &dag.reports, &services) {
+            match condition(&plan, id, &dag.reports, &*services.blobs) {
                 Ok(true) => {}
                 Ok(false) => {
                     dag.finish(id, skipped(SkipReason::Condition));
@@ -335,6 +349,21 @@ pub enum Forecast {
     Miss(ActionKey),
     /// Its key depends on outputs of a job that would execute (or fail).
     Unknown,
+    /// It would be skipped: its `if:` is false (the condition, as
+    /// substituted) or it needs a job that would be skipped (that job).
+    Skipped(SkipCause),
+    /// Its `if:` reads jobs that would execute (these, by name): it is
+    /// decided only when they end.
+    DependsOn(Vec<String>),
+}
+
+/// Why a dry run says a job would be skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipCause {
+    /// Its own `if:` is false; the condition as substituted.
+    Condition(String),
+    /// It needs this job, which would be skipped.
+    Needs(String),
 }
 
 /// Each job's key and whether it would hit the cache now, without running
@@ -345,11 +374,54 @@ pub async fn forecast(
     components: &[ComponentRef],
     inputs: &HashMap<String, Value>,
     cache: &dyn ActionCache,
+    blobs: &BlobReader,
     opts: &RunOptions,
 ) -> Vec<Forecast> {
     let mut reports: Vec<Option<Arc<JobReport>>> = vec![None; plan.jobs.len()];
     let mut out = Vec::with_capacity(plan.jobs.len());
+    let by_condition = |r: &Option<Arc<JobReport>>| {
+        r.as_ref()
+            .is_some_and(|r| r.status == JobStatus::Skipped(SkipReason::Condition))
+    };
     for job in &plan.jobs {
+        // As the scheduler does: a skip passes down to what needs the job,
+        // but not to a job that only watches how it ended.
+        if let Some(&d) = job
+            .deps
+            .iter()
+            .find(|&&d| by_condition(&reports[d]) && job.watches.binary_search(&d).is_err())
+        {
+            reports[job.id] = Some(Arc::new(skipped(SkipReason::Condition)));
+            out.push(Forecast::Skipped(SkipCause::Needs(
+                plan.jobs[d].name.clone(),
+            )));
+            continue;
+        }
+        if let Some(cond) = &job.cond {
+            let open: Vec<String> = job
+                .cond_jobs
+                .values()
+                .filter(|&&d| reports[d].is_none())
+                .map(|&d| plan.jobs[d].name.clone())
+                .collect();
+            if !open.is_empty() {
+                out.push(Forecast::DependsOn(open));
+                continue;
+            }
+            match condition(plan, job.id, &reports, blobs) {
+                Ok(true) => {}
+                Ok(false) => {
+                    reports[job.id] = Some(Arc::new(skipped(SkipReason::Condition)));
+                    out.push(Forecast::Skipped(SkipCause::Condition(cond.to_string())));
+                    continue;
+                }
+                // The run fails it; its key is never known.
+                Err(_) => {
+                    out.push(Forecast::Unknown);
+                    continue;
+                }
+            }
+        }
         if job.deps.iter().any(|&d| reports[d].is_none()) {
             out.push(Forecast::Unknown);
             continue;
@@ -387,7 +459,7 @@ fn condition(
     plan: &Plan,
     id: JobId,
     reports: &[Option<Arc<JobReport>>],
-    services: &Services,
+    blobs: &BlobReader,
 ) -> Result<bool, Failure> {
     let job = &plan.jobs[id];
     let Some(cond) = &job.cond else {
@@ -407,7 +479,7 @@ fn condition(
         let Some(Value::Blob { digest, .. }) = report.outputs.get(output) else {
             return Err(format!("jobs.{dep}.outputs.{output} is not a single value"));
         };
-        let bytes = (services.blobs)(digest)
+        let bytes = blobs(digest)
             .ok_or_else(|| format!("jobs.{dep}.outputs.{output} is not in the store"))?;
         serde_json::from_slice(&bytes).map_err(|e| format!("jobs.{dep}.outputs.{output}: {e}"))
     };

@@ -365,6 +365,76 @@ pub fn literal(text: &str) -> Json {
     }
 }
 
+impl Op {
+    fn symbol(self) -> &'static str {
+        match self {
+            Op::Eq => "==",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        }
+    }
+}
+
+/// The condition as it would be written, after substitution: `cairn plan`
+/// shows why a job is skipped (`'fast' == 'full'`), with the parentheses
+/// the parser needs and no others.
+impl std::fmt::Display for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // How tightly each form binds, as the parser reads it.
+        let binds = |e: &Expr| -> u8 {
+            match e {
+                Expr::Or(..) => 1,
+                Expr::And(..) => 2,
+                Expr::Not(..) => 3,
+                Expr::Cmp(..) => 4,
+                _ => 5,
+            }
+        };
+        let operand = |f: &mut std::fmt::Formatter<'_>, e: &Expr, min: u8| {
+            if binds(e) < min {
+                write!(f, "({e})")
+            } else {
+                write!(f, "{e}")
+            }
+        };
+        match self {
+            Expr::Lit(Json::String(s), _) => write!(f, "'{s}'"),
+            // Numbers are parsed as floats; 3, not 3.0, is what was written.
+            Expr::Lit(Json::Number(n), _)
+                if n.as_f64()
+                    .is_some_and(|x| x.fract() == 0.0 && x.abs() < 1e15) =>
+            {
+                write!(f, "{}", n.as_f64().unwrap_or_default() as i64)
+            }
+            Expr::Lit(j, _) => write!(f, "{j}"),
+            Expr::Param(n, _) => write!(f, "params.{n}"),
+            Expr::Matrix(k, _) => write!(f, "matrix.{k}"),
+            Expr::Output { job, output, .. } => write!(f, "jobs.{job}.outputs.{output}"),
+            Expr::Status { job, field, .. } => write!(f, "jobs.{job}.{}", field.name()),
+            Expr::Not(e) => {
+                f.write_str("!")?;
+                operand(f, e, 5)
+            }
+            Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(_, a, b) => {
+                // A comparison's operands are atoms; && and || take
+                // anything that binds at least as tightly as themselves.
+                let (op, min) = match self {
+                    Expr::And(..) => ("&&", 2),
+                    Expr::Or(..) => ("||", 1),
+                    Expr::Cmp(op, ..) => (op.symbol(), 5),
+                    _ => unreachable!("matched above"),
+                };
+                operand(f, a, min)?;
+                write!(f, " {op} ")?;
+                operand(f, b, min)
+            }
+        }
+    }
+}
+
 impl Expr {
     /// Every output the condition reads: (job, output, span).
     pub fn outputs(&self) -> Vec<(&str, &str, Span)> {
@@ -569,6 +639,23 @@ mod tests {
                 Read::Status(_, Field::ExitCode) => Json::from(-1),
             })
         })
+    }
+
+    #[test]
+    fn a_condition_prints_as_it_parses() {
+        for text in [
+            "params.mode == 'full' && jobs.a.outputs.n > 3",
+            "!(jobs.a.result == 'failure') || (matrix.os != 'linux' && true)",
+            "(1 < 2) == false",
+        ] {
+            let printed = parse(text, Span::default()).unwrap().to_string();
+            assert_eq!(
+                printed.replace(['(', ')'], ""),
+                text.replace(['(', ')'], "")
+            );
+            let again = parse(&printed, Span::default()).unwrap().to_string();
+            assert_eq!(again, printed, "printing is stable");
+        }
     }
 
     #[test]

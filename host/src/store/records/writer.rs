@@ -3,7 +3,7 @@
 //! whatever has queued up in one transaction.
 
 use super::{RecordError, Records, RunStatus, now_ms};
-use crate::run::scheduler::{Event, EventSink, JobReport, JobStatus, SkipReason};
+use crate::run::scheduler::{Event, EventSink, JobReport, JobStatus};
 use crate::store::action::{ActionInputs, Value};
 use crate::store::digest::Digest;
 use crate::workflow::plan::Plan;
@@ -192,23 +192,15 @@ impl Records {
                     (f.stdout, f.stderr),
                 ),
                 JobStatus::Skipped(reason) => {
-                    let why = match reason {
-                        SkipReason::Upstream(up) => {
-                            // By name, as `run` says it: the number is internal.
-                            let name: String = tx
-                                .query_row(
-                                    "SELECT name FROM jobs WHERE run_id = ?1 AND job = ?2",
-                                    params![run_id, *up as i64],
-                                    |row| row.get(0),
-                                )
-                                .unwrap_or_else(|_| format!("job {up}"));
-                            format!("needs {name}, which did not succeed")
-                        }
-                        SkipReason::RunStopped => "the run stopped after a failure".to_string(),
-                        SkipReason::Condition => {
-                            "condition: its `if:`, or that of a job it needs, was false".to_string()
-                        }
-                    };
+                    // By name, as `run` says it: the number is internal.
+                    let why = reason.describe(&|up| {
+                        tx.query_row(
+                            "SELECT name FROM jobs WHERE run_id = ?1 AND job = ?2",
+                            params![run_id, up as i64],
+                            |row| row.get(0),
+                        )
+                        .unwrap_or_else(|_| format!("job {up}"))
+                    });
                     ("skipped", None, Some(why), (None, None))
                 }
             };
