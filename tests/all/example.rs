@@ -74,3 +74,100 @@ fn the_typed_wordcount_example_gives_the_same_counts_as_the_command_one() {
     let table: String = serde_json::from_str(&cat(digest(&typed, "report"))).unwrap();
     assert_eq!(table, cat(digest(&command, "report")));
 }
+
+/// Copies `from` to `to`, leaving out build output and stores.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == "target" || name == ".cairn" {
+            continue;
+        }
+        let (src, dst) = (e.path(), to.join(&name));
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// Whether `actual` is `expected` as the README prints it: the same words,
+/// where a word the README shortens with `…` is a prefix.
+fn printed_as(expected: &str, actual: &str) -> bool {
+    let (e, a): (Vec<&str>, Vec<&str>) = (
+        expected.split_whitespace().collect(),
+        actual.split_whitespace().collect(),
+    );
+    e.len() == a.len()
+        && e.iter().zip(&a).all(|(e, a)| match e.strip_suffix('…') {
+            Some(prefix) => a.starts_with(prefix),
+            None => e == a,
+        })
+}
+
+/// The README's detached example, each command exactly as printed, from
+/// the top of a checkout with no store: the run keeps its store where the
+/// queries look for it, and each command prints what the README shows.
+#[test]
+fn the_readmes_detached_example_works_as_printed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("$ cairn run examples/wordcount/wordcount.yaml --param top=4 --detach")
+        .expect("the README shows the detached example");
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    // Commands and what each prints.
+    let mut steps: Vec<(&str, Vec<&str>)> = Vec::new();
+    for line in block.lines() {
+        match line.strip_prefix("$ ") {
+            Some(cmd) => steps.push((cmd, Vec::new())),
+            None => steps.last_mut().unwrap().1.push(line),
+        }
+    }
+    assert_eq!(steps.len(), 3, "run, results, why: {block}");
+    let printed_id = steps[0].1[0].trim();
+    let earlier_id = steps[2].1[0]
+        .split("compared with run ")
+        .nth(1)
+        .and_then(|s| s.strip_suffix(','))
+        .expect("why names the earlier run");
+
+    let checkout = tempfile::tempdir().unwrap();
+    let top = checkout.path();
+    copy_tree(
+        &root.join("examples/wordcount"),
+        &top.join("examples/wordcount"),
+    );
+    // The README's first command, whose run `why` compares with.
+    let first = run_cairn(top, &["run", "examples/wordcount/wordcount.yaml"], &[]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let first_id = run_cairn(top, &["runs", "--json"], &[]).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut id = String::new();
+    for (i, (cmd, expected)) in steps.iter().enumerate() {
+        let cmd = cmd.replace(printed_id, &id);
+        let args: Vec<&str> = cmd.split_whitespace().collect();
+        assert_eq!(args[0], "cairn", "{cmd}");
+        let r = run_cairn(top, &args[1..], &[]);
+        assert_eq!(r.code, 0, "`{cmd}` exits 0: {r:?}");
+        if i == 0 {
+            id = r.stdout.trim().to_string();
+            assert!(!id.is_empty(), "the detached run prints its id: {r:?}");
+            continue;
+        }
+        let out: Vec<&str> = r.stdout.lines().collect();
+        assert_eq!(out.len(), expected.len(), "`{cmd}`: {r:?}");
+        for (e, a) in expected.iter().zip(out) {
+            let e = e.replace(printed_id, &id).replace(earlier_id, &first_id);
+            assert!(
+                printed_as(&e, a),
+                "`{cmd}` prints\n{a}\nwhere the README shows\n{e}"
+            );
+        }
+    }
+}

@@ -2,7 +2,6 @@
 //! what the user wrote. Commands turn them into settings.
 
 use crate::store::records::RunStatus;
-use crate::workflow::load::{Loaded, default_store};
 use crate::workflow::plan::Overrides;
 use crate::workflow::spec::{parse_duration, parse_size};
 use clap::{Parser, Subcommand};
@@ -30,17 +29,38 @@ pub(super) struct Cli {
 
 #[derive(Debug, clap::Args)]
 pub(super) struct StoreArg {
-    /// The store directory [default: ./.cairn].
+    /// The store directory [default: the nearest .cairn here or above, else ./.cairn].
     #[arg(long, env = "CAIRN_STORE")]
     pub(super) store: Option<PathBuf>,
 }
 
 impl StoreArg {
     pub(super) fn dir(&self) -> PathBuf {
-        self.store
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".cairn"))
+        self.store.clone().unwrap_or_else(found_store)
     }
+}
+
+/// The store of a command not told one (`--store`, `CAIRN_STORE`): the
+/// nearest `.cairn` directory in the current directory or above it, as git
+/// finds `.git`, looking no higher than the top of a repository (a
+/// directory holding `.git`); else `./.cairn`, which `run` creates. One
+/// rule for every command, so a query made where a run was started reads
+/// what that run wrote, wherever its workflow file is.
+pub(super) fn found_store() -> PathBuf {
+    let here = PathBuf::from(".cairn");
+    let Ok(cwd) = std::env::current_dir() else {
+        return here;
+    };
+    for dir in cwd.ancestors() {
+        let candidate = dir.join(".cairn");
+        if candidate.is_dir() {
+            return if dir == cwd { here } else { candidate };
+        }
+        if dir.join(".git").exists() {
+            break;
+        }
+    }
+    here
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,16 +72,22 @@ pub(super) enum Command {
     Check {
         #[command(flatten)]
         wf: WorkflowArgs,
+        /// Print JSON: the jobs, or the problems found.
+        #[arg(long)]
+        json: bool,
     },
     /// Show what a run would do without running it: the DAG in layers, each
     /// job's cache key and whether it would hit the cache now.
     Plan {
         #[command(flatten)]
         wf: WorkflowArgs,
-        /// text, or a graph for other tools: dot (Graphviz) or mermaid, or
-        /// svg: the picture `cairn serve` draws, ready to embed.
-        #[arg(long, default_value = "text", value_parser = ["text", "dot", "mermaid", "svg"])]
+        /// text, json, or a graph for other tools: dot (Graphviz) or
+        /// mermaid, or svg: the picture `cairn serve` draws, ready to embed.
+        #[arg(long, default_value = "text", value_parser = ["text", "json", "dot", "mermaid", "svg"])]
         format: String,
+        /// Print JSON (the same as --format json).
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
     /// Describe a component: digest, size, kind, its export's WIT signature,
     /// and the imports it needs.
@@ -96,6 +122,9 @@ pub(super) enum Command {
         /// Only runs in this state: running, succeeded, failed, interrupted.
         #[arg(long, value_parser = run_status)]
         status: Option<RunStatus>,
+        /// Only runs in which a job set this label: --label owner=ci (repeatable; all must match).
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = key_value)]
+        labels: Vec<(String, String)>,
         /// At most this many.
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -105,7 +134,7 @@ pub(super) enum Command {
         #[command(flatten)]
         store: StoreArg,
     },
-    /// A run's state and each job's, in dependency order.
+    /// A run's state and each job's, in dependency order, with their labels.
     Status {
         /// The run (any unique prefix of its id).
         run: String,
@@ -386,7 +415,7 @@ pub(super) struct WorkflowArgs {
     /// Use another host file for a workflow input: --input corpus=big.txt (repeatable).
     #[arg(long = "input", value_name = "NAME=PATH", value_parser = key_value)]
     pub(super) inputs: Vec<(String, String)>,
-    /// The store directory [default: .cairn beside the workflow].
+    /// The store directory [default: the nearest .cairn here or above, else ./.cairn].
     #[arg(long, env = "CAIRN_STORE")]
     pub(super) store: Option<PathBuf>,
     #[command(flatten)]
@@ -401,8 +430,8 @@ impl WorkflowArgs {
         }
     }
 
-    pub(super) fn store_dir(&self, loaded: &Loaded) -> PathBuf {
-        self.store.clone().unwrap_or_else(|| default_store(loaded))
+    pub(super) fn store_dir(&self) -> PathBuf {
+        self.store.clone().unwrap_or_else(found_store)
     }
 }
 
@@ -444,6 +473,10 @@ pub(super) struct RunArgs {
     /// Print only failures and the final summary.
     #[arg(short, long)]
     pub(super) quiet: bool,
+    /// Print the run as JSON on stdout, one object per line as it goes
+    /// (started, queued/running/retrying/done per job, finished).
+    #[arg(long, conflicts_with = "detach")]
+    pub(super) json: bool,
     /// Print the new run's id and return at once; the run goes on in the
     /// background (follow it with status, logs, results --wait).
     #[arg(short, long)]

@@ -52,21 +52,31 @@ pub fn main<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> i3
     };
     let result = match cli.command {
         Command::Run(args) => return run(args),
-        Command::Check { wf } => return check(&wf),
+        Command::Check { wf, json } => return check(&wf, json),
         Command::Inspect {
             component,
             call,
             store,
         } => inspect(&component, call.as_deref(), &store.dir()),
         Command::Build { dir, json, store } => build(&dir, json, &store.dir()),
-        Command::Plan { wf, format } => return dry_run(&wf, &format),
+        Command::Plan { wf, format, json } => {
+            return dry_run(&wf, if json { "json" } else { &format });
+        }
         Command::Runs {
             workflow,
             status,
+            labels,
             limit,
             json,
             store,
-        } => runs(&store.dir(), workflow.as_deref(), status, limit, json),
+        } => runs(
+            &store.dir(),
+            workflow.as_deref(),
+            status,
+            &labels,
+            limit,
+            json,
+        ),
         Command::Status { run, json, store } => status(&store.dir(), &run, json),
         Command::Logs {
             run,

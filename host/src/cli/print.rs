@@ -3,7 +3,7 @@
 //! through [`Printer`], as a live status line on a terminal, plain lines
 //! otherwise.
 
-use crate::run::scheduler::{Event, EventSink, JobStatus, RunReport, SkipReason};
+use crate::run::scheduler::{Event, EventSink, JobReport, JobStatus, RunReport, SkipReason};
 use crate::store::action::Value;
 use crate::store::blobs::Store;
 use crate::workflow::plan::Plan;
@@ -436,5 +436,187 @@ impl Printer {
         for l in &lines[lines.len().saturating_sub(10)..] {
             self.line(&format!("         | {l}"));
         }
+    }
+}
+
+/// A job as every `--json` output shows it (`run`, `plan`, `check`, and
+/// `status` through its records): its id in the plan, its name and the ids
+/// it waits for. Each command adds the job's `status` and what it knows.
+pub(super) fn job_json(plan: &Plan, id: usize) -> serde_json::Map<String, serde_json::Value> {
+    let job = &plan.jobs[id];
+    let mut m = serde_json::Map::new();
+    m.insert("job".into(), id.into());
+    m.insert("name".into(), job.name.clone().into());
+    m.insert("deps".into(), job.deps.clone().into());
+    m
+}
+
+/// A finished job's fields, named as `cairn status --json` names them.
+fn done_json(plan: &Plan, id: usize, report: &JobReport) -> serde_json::Value {
+    use serde_json::Value as J;
+    let mut m = job_json(plan, id);
+    let status = match &report.status {
+        JobStatus::Executed => "executed",
+        JobStatus::Cached => "cached",
+        JobStatus::Failed(_) => "failed",
+        JobStatus::Skipped(_) => "skipped",
+    };
+    m.insert("status".into(), status.into());
+    m.insert(
+        "cache_key".into(),
+        report.key.map_or(J::Null, |k| k.to_hex().into()),
+    );
+    m.insert("attempts".into(), report.attempts.into());
+    m.insert(
+        "elapsed_ms".into(),
+        (report.elapsed.as_millis() as u64).into(),
+    );
+    match &report.status {
+        JobStatus::Failed(f) => {
+            m.insert("failure_kind".into(), f.kind.as_str().into());
+            m.insert("cause".into(), f.cause().into());
+            m.insert("failure".into(), f.message.clone().into());
+            m.insert("exit_code".into(), f.exit_code.map_or(J::Null, J::from));
+        }
+        JobStatus::Skipped(reason) => {
+            let name = |d: usize| plan.jobs[d].name.clone();
+            m.insert("failure".into(), reason.describe(&name).into());
+        }
+        JobStatus::Executed | JobStatus::Cached => {
+            let outputs: serde_json::Map<String, J> = report
+                .outputs
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+                .collect();
+            m.insert("outputs".into(), outputs.into());
+            if let Some(r) = report.manifest.as_ref().map(|m| &m.reported) {
+                m.insert("labels".into(), serde_json::json!(r.labels));
+            }
+        }
+    }
+    J::Object(m)
+}
+
+/// `cairn run --json`: one JSON object per line on stdout as the run goes
+/// (`started`, then `queued`, `running`, `retrying` and `done` per job,
+/// then `finished`). Events that come before the run is recorded wait, so
+/// `started` (with the run's id) is always the first line.
+pub(super) struct JsonEvents {
+    /// Lines held until `started`; `None` once it is printed.
+    held: Mutex<Option<Vec<String>>>,
+}
+
+impl JsonEvents {
+    pub(super) fn new() -> Self {
+        JsonEvents {
+            held: Mutex::new(Some(Vec::new())),
+        }
+    }
+
+    fn emit(&self, v: serde_json::Value) {
+        let line = v.to_string();
+        let mut held = self.held.lock().unwrap();
+        match held.as_mut() {
+            Some(lines) => lines.push(line),
+            None => outln!("{line}"),
+        }
+    }
+
+    /// The run is recorded: its id first, then what was held.
+    pub(super) fn started(&self, run: &str, plan: &Plan) {
+        let mut held = self.held.lock().unwrap();
+        outln!(
+            "{}",
+            serde_json::json!({
+                "event": "started",
+                "run": run,
+                "workflow": plan.name,
+                "jobs": plan.jobs.len(),
+            })
+        );
+        for line in held.take().unwrap_or_default() {
+            outln!("{line}");
+        }
+    }
+
+    /// The last line: counts, and the outputs of the jobs nothing needs.
+    pub(super) fn finished(&self, run: &str, plan: &Plan, report: &RunReport) {
+        let mut consumed = vec![false; plan.jobs.len()];
+        for j in &plan.jobs {
+            for &d in &j.deps {
+                consumed[d] = true;
+            }
+        }
+        let outputs: Vec<serde_json::Value> = plan
+            .jobs
+            .iter()
+            .zip(&report.jobs)
+            .filter(|(j, r)| !consumed[j.id] && r.status.is_success())
+            .flat_map(|(j, r)| {
+                r.outputs.iter().map(|(name, value)| {
+                    serde_json::json!({ "job": j.name, "name": name, "value": value })
+                })
+            })
+            .collect();
+        let calls: serde_json::Map<String, serde_json::Value> = report
+            .remote_calls
+            .iter()
+            .map(|(m, n)| (m.to_string(), (*n).into()))
+            .collect();
+        self.emit(serde_json::json!({
+            "event": "finished",
+            "run": run,
+            "workflow": plan.name,
+            "status": if report.success() { "succeeded" } else { "failed" },
+            "jobs": plan.jobs.len(),
+            "executed": report.count(|s| *s == JobStatus::Executed),
+            "cached": report.count(|s| *s == JobStatus::Cached),
+            "failed": report.count(|s| matches!(s, JobStatus::Failed(_))),
+            "skipped": report.count(|s| matches!(s, JobStatus::Skipped(_))),
+            "elapsed_ms": report.elapsed.as_millis() as u64,
+            "remote_calls": calls,
+            "error": report.host_error,
+            "outputs": outputs,
+        }));
+    }
+}
+
+impl EventSink for JsonEvents {
+    fn event(&self, plan: &Plan, event: &Event) {
+        let with = |id: usize, status: &str, extra: &[(&str, serde_json::Value)]| {
+            let mut m = job_json(plan, id);
+            m.insert("status".into(), status.into());
+            for (k, v) in extra {
+                m.insert((*k).into(), v.clone());
+            }
+            serde_json::Value::Object(m)
+        };
+        let (name, job) = match event {
+            Event::Queued(id) => ("queued", with(*id, "queued", &[])),
+            Event::Running(id, attempt) => (
+                "running",
+                with(*id, "running", &[("attempt", (*attempt).into())]),
+            ),
+            Event::Retrying {
+                job,
+                attempt,
+                failure,
+                backoff,
+            } => (
+                "retrying",
+                with(
+                    *job,
+                    "retrying",
+                    &[
+                        ("attempt", (*attempt).into()),
+                        ("failure_kind", failure.kind.as_str().into()),
+                        ("cause", failure.cause().into()),
+                        ("backoff_ms", (backoff.as_millis() as u64).into()),
+                    ],
+                ),
+            ),
+            Event::Done(id, report) => ("done", done_json(plan, *id, report)),
+        };
+        self.emit(serde_json::json!({ "event": name, "job": job }));
     }
 }

@@ -9,6 +9,7 @@ use crate::store::action::Value;
 use crate::store::blobs::Store;
 use crate::store::digest::Digest;
 use crate::store::records::{JobRow, RecordError, RunRow, RunStatus, failure_line};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub(super) fn runs(
     store: &Path,
     workflow: Option<&str>,
     status: Option<RunStatus>,
+    labels: &[(String, String)],
     limit: usize,
     json: bool,
 ) -> Query {
@@ -68,7 +70,7 @@ pub(super) fn runs(
         return Ok(EXIT_OK);
     }
     let records = crate::store::records::Records::open(store)?;
-    let rows = records.runs(workflow, status, limit)?;
+    let rows = records.runs_labelled(workflow, status, labels, limit)?;
     let style = Style::stdout();
     if json {
         print_json(&rows);
@@ -91,10 +93,44 @@ pub(super) fn status(store: &Path, run: &str, json: bool) -> Query {
     let run = open_run(store, run)?;
     let row = run.status()?;
     let jobs = run.jobs()?;
+    // Labels by job; the run's are every distinct key=value its jobs set.
+    let mut labels: BTreeMap<i64, BTreeMap<String, String>> = BTreeMap::new();
+    for (job, k, v) in run.labels()? {
+        labels.entry(job).or_default().insert(k, v);
+    }
+    let mut run_labels: Vec<(&str, &str)> = labels
+        .values()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    run_labels.sort_unstable();
+    run_labels.dedup();
     if json {
-        print_json(&serde_json::json!({ "run": row, "jobs": jobs }));
+        let none = BTreeMap::new();
+        let jobs: Vec<serde_json::Value> = jobs
+            .iter()
+            .map(|j| {
+                let mut v = serde_json::to_value(j).unwrap_or_default();
+                v["labels"] = serde_json::json!(labels.get(&j.job).unwrap_or(&none));
+                v
+            })
+            .collect();
+        let mut run_json = serde_json::to_value(&row).unwrap_or_default();
+        run_json["labels"] = serde_json::Value::Array(
+            run_labels
+                .iter()
+                .map(|(k, v)| serde_json::json!({ "key": k, "value": v }))
+                .collect(),
+        );
+        print_json(&serde_json::json!({ "run": run_json, "jobs": jobs }));
         return Ok(exit_for(&row));
     }
+    let joined = |pairs: &mut dyn Iterator<Item = (&str, &str)>| {
+        pairs
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let style = Style::stdout();
     outln!(
         "run {}  {}  workflow {} ({})  started {}{}",
@@ -110,6 +146,9 @@ pub(super) fn status(store: &Path, run: &str, json: bool) -> Query {
     if let Some(e) = &row.error {
         outln!("  error: {}", e.lines().next().unwrap_or_default());
     }
+    if !run_labels.is_empty() {
+        outln!("  labels  {}", joined(&mut run_labels.iter().copied()));
+    }
     for j in &jobs {
         // One line a job: the cause; `--json` and `cairn logs` have the rest.
         let detail = j
@@ -124,6 +163,10 @@ pub(super) fn status(store: &Path, run: &str, json: bool) -> Query {
             j.name,
             took(j.started_ms, j.ended_ms)
         );
+        if let Some(l) = labels.get(&j.job) {
+            let mut pairs = l.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            outln!("               labels  {}", joined(&mut pairs));
+        }
     }
     Ok(exit_for(&row))
 }

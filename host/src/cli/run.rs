@@ -22,7 +22,7 @@ const REMOTE_JOBS: usize = 48;
 /// what `check` and `plan` start from.
 pub(super) fn prepare_only(wf: &WorkflowArgs) -> Result<Prepared, Error> {
     let loaded = load(&wf.workflow, &wf.overrides())?;
-    let (store, runtime) = session::open(&wf.store_dir(&loaded))?;
+    let (store, runtime) = session::open(&wf.store_dir())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,7 +53,7 @@ pub(super) struct Prepared {
     remote: Option<session::Connected>,
 }
 
-pub(super) fn check(wf: &WorkflowArgs) -> i32 {
+pub(super) fn check(wf: &WorkflowArgs, json: bool) -> i32 {
     let result = prepare_only(wf).and_then(
         |Prepared {
              loaded, prepared, ..
@@ -62,13 +62,36 @@ pub(super) fn check(wf: &WorkflowArgs) -> i32 {
             Ok((loaded, prepared))
         },
     );
+    let workflow = wf.workflow.display().to_string();
     match result {
         Ok((loaded, prepared)) => {
-            let typed = prepared
-                .calls
-                .iter()
-                .filter(|c| matches!(c, crate::workflow::check::Call::Typed(_)))
-                .count();
+            let typed = |c: &crate::workflow::check::Call| {
+                matches!(c, crate::workflow::check::Call::Typed(_))
+            };
+            if json {
+                let jobs: Vec<serde_json::Value> = prepared
+                    .calls
+                    .iter()
+                    .enumerate()
+                    .map(|(id, c)| {
+                        let mut m = job_json(&loaded.plan, id);
+                        m.insert("status".into(), "ok".into());
+                        m.insert(
+                            "kind".into(),
+                            if typed(c) { "typed" } else { "command" }.into(),
+                        );
+                        serde_json::Value::Object(m)
+                    })
+                    .collect();
+                print_json(&serde_json::json!({
+                    "workflow": workflow,
+                    "ok": true,
+                    "jobs": jobs,
+                    "problems": [],
+                }));
+                return EXIT_OK;
+            }
+            let typed = prepared.calls.iter().filter(|c| typed(c)).count();
             outln!(
                 "{}: ok: {} jobs ({typed} typed, {} command)",
                 loaded.path.display(),
@@ -77,12 +100,46 @@ pub(super) fn check(wf: &WorkflowArgs) -> i32 {
             );
             EXIT_OK
         }
+        Err(e) if json => {
+            let problems: Vec<serde_json::Value> = match &e {
+                Error::Workflow(d) => d
+                    .items
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "file": d.source.name,
+                            "line": p.span.map(|s| s.start.line),
+                            "col": p.span.map(|s| s.start.col),
+                            "message": p.message,
+                            "expected": p.expected,
+                            "help": p.help,
+                        })
+                    })
+                    .collect(),
+                other => vec![serde_json::json!({
+                    "file": null, "line": null, "col": null,
+                    "message": other.to_string().trim_end(),
+                    "expected": null, "help": null,
+                })],
+            };
+            print_json(&serde_json::json!({
+                "workflow": workflow,
+                "ok": false,
+                "jobs": [],
+                "problems": problems,
+            }));
+            if e.is_user_error() {
+                EXIT_USAGE
+            } else {
+                EXIT_HOST
+            }
+        }
         Err(e) => report_error(&e),
     }
 }
 
 pub(super) fn dry_run(wf: &WorkflowArgs, format: &str) -> i32 {
-    use crate::run::scheduler::Forecast;
+    use crate::run::scheduler::{Forecast, SkipCause};
     let result = prepare_only(wf).and_then(|p| {
         let Prepared {
             loaded,
@@ -110,12 +167,16 @@ pub(super) fn dry_run(wf: &WorkflowArgs, format: &str) -> i32 {
                 )),
                 None => Box::new(local),
             };
+            // An `if:` reads typed outputs of cached jobs from the store.
+            let reader = store.clone();
+            let blobs = move |d: &crate::store::digest::Digest| reader.read(d).ok();
             crate::run::scheduler::forecast(
                 &loaded.plan,
                 &prepared.calls,
                 &prepared.components,
                 &prepared.inputs,
                 cache.as_ref(),
+                &blobs,
                 &opts,
             )
             .await
@@ -134,9 +195,52 @@ pub(super) fn dry_run(wf: &WorkflowArgs, format: &str) -> i32 {
     let state = |f: &Forecast| match f {
         Forecast::Hit(_) => "cached",
         Forecast::Miss(_) => "runs",
-        Forecast::Unknown => "waits",
+        Forecast::Unknown | Forecast::DependsOn(_) => "waits",
+        Forecast::Skipped(_) => "skipped",
+    };
+    // What a job's state alone does not say: why it is skipped or waits.
+    let why = |f: &Forecast| match f {
+        Forecast::Skipped(SkipCause::Condition(c)) => format!("(if: {c})"),
+        Forecast::Skipped(SkipCause::Needs(d)) => format!("(needs {d}, which is skipped)"),
+        Forecast::DependsOn(jobs) => format!("if: depends on {}", jobs.join(", ")),
+        Forecast::Unknown => "key not known until its inputs are".to_string(),
+        Forecast::Hit(k) | Forecast::Miss(k) => format!("key {}", &k.to_hex()[..16]),
     };
     match format {
+        "json" => {
+            let jobs: Vec<serde_json::Value> = plan
+                .jobs
+                .iter()
+                .map(|j| {
+                    let f = &forecast[j.id];
+                    let mut m = job_json(plan, j.id);
+                    m.insert("status".into(), state(f).into());
+                    let key = match f {
+                        Forecast::Hit(k) | Forecast::Miss(k) => k.to_hex().into(),
+                        _ => serde_json::Value::Null,
+                    };
+                    m.insert("cache_key".into(), key);
+                    m.insert("layer".into(), layer[j.id].into());
+                    let reason = match f {
+                        Forecast::Hit(_) | Forecast::Miss(_) => serde_json::Value::Null,
+                        f => why(f).into(),
+                    };
+                    m.insert("reason".into(), reason);
+                    if let Forecast::DependsOn(on) = f {
+                        m.insert("depends_on".into(), on.clone().into());
+                    }
+                    serde_json::Value::Object(m)
+                })
+                .collect();
+            let count = |f: fn(&Forecast) -> bool| forecast.iter().filter(|x| f(x)).count();
+            print_json(&serde_json::json!({
+                "workflow": plan.name,
+                "jobs": jobs,
+                "cached": count(|f| matches!(f, Forecast::Hit(_))),
+                "runs": count(|f| matches!(f, Forecast::Miss(_))),
+                "skipped": count(|f| matches!(f, Forecast::Skipped(_))),
+            }));
+        }
         "dot" => {
             outln!("digraph {:?} {{", plan.name);
             outln!("  rankdir=LR;");
@@ -144,7 +248,8 @@ pub(super) fn dry_run(wf: &WorkflowArgs, format: &str) -> i32 {
                 let color = match forecast[j.id] {
                     Forecast::Hit(_) => "palegreen",
                     Forecast::Miss(_) => "orange",
-                    Forecast::Unknown => "lightgrey",
+                    Forecast::Unknown | Forecast::DependsOn(_) => "lightgrey",
+                    Forecast::Skipped(_) => "white",
                 };
                 let label = format!("{}\n{}", j.name, state(&forecast[j.id]));
                 outln!(
@@ -166,6 +271,7 @@ pub(super) fn dry_run(wf: &WorkflowArgs, format: &str) -> i32 {
                     Forecast::Hit(_) => "cached".to_string(),
                     Forecast::Miss(k) => format!("runs · key {}", &k.to_hex()[..8]),
                     Forecast::Unknown => "waits".to_string(),
+                    f => why(f),
                 })
                 .collect();
             let nodes: Vec<crate::serve::dag::Node<'_>> = plan
@@ -198,29 +304,25 @@ pub(super) fn dry_run(wf: &WorkflowArgs, format: &str) -> i32 {
                 .iter()
                 .filter(|f| matches!(f, Forecast::Hit(_)))
                 .count();
+            let skips = forecast
+                .iter()
+                .filter(|f| matches!(f, Forecast::Skipped(_)))
+                .count();
+            let skips = if skips > 0 {
+                format!(", {skips} would be skipped")
+            } else {
+                String::new()
+            };
             outln!(
-                "{}: {} jobs in {layers} layers; {hits} would come from the cache",
+                "{}: {} jobs in {layers} layers; {hits} would come from the cache{skips}",
                 plan.name,
                 plan.jobs.len()
             );
             for l in 0..layers {
                 outln!("layer {l}");
                 for j in plan.jobs.iter().filter(|j| layer[j.id] == l) {
-                    match &forecast[j.id] {
-                        Forecast::Hit(k) | Forecast::Miss(k) => {
-                            outln!(
-                                "  {:<7} {:<24} key {}",
-                                state(&forecast[j.id]),
-                                j.name,
-                                &k.to_hex()[..16]
-                            )
-                        }
-                        Forecast::Unknown => outln!(
-                            "  {:<7} {:<24} key not known until its inputs are",
-                            "waits",
-                            j.name
-                        ),
-                    }
+                    let f = &forecast[j.id];
+                    outln!("  {:<7} {:<24} {}", state(f), j.name, why(f));
                 }
             }
         }
@@ -239,7 +341,7 @@ pub(super) fn run(args: RunArgs) -> i32 {
     if args.detach {
         return detach();
     }
-    let store_dir = args.wf.store_dir(&loaded);
+    let store_dir = args.wf.store_dir();
     let target = match args.wf.remote.target() {
         Ok(t) => t,
         Err(msg) => {
@@ -283,12 +385,13 @@ pub(super) fn run(args: RunArgs) -> i32 {
         secrets: Arc::new(secrets),
         secret_key,
     };
-    let quiet = args.quiet || args.detached_child;
+    let quiet = args.quiet || args.detached_child || args.json;
     let printer = Arc::new(Printer::new(quiet, store.clone()));
-    let events: Arc<dyn EventSink> = if args.detached_child {
-        Arc::new(NoEvents)
-    } else {
-        printer.clone()
+    let json = args.json.then(|| Arc::new(JsonEvents::new()));
+    let events: Arc<dyn EventSink> = match &json {
+        _ if args.detached_child => Arc::new(NoEvents),
+        Some(j) => j.clone(),
+        None => printer.clone(),
     };
     let note_printer = printer.clone();
     let plan = loaded.plan.clone();
@@ -308,14 +411,20 @@ pub(super) fn run(args: RunArgs) -> i32 {
         outln!("{}", started.run.id());
         let _ = std::io::stdout().flush();
     }
+    if let Some(j) = &json {
+        j.started(started.run.id(), &plan);
+    }
+    let run_id = started.run.id().to_string();
     let ticker = printer.clone().start_ticker(&plan);
     // The process exits right after: no need to wait for the teardown.
     let result = started.wait();
     ticker.stop();
     match result {
         Ok(report) => {
-            if !args.detached_child {
-                printer.summary(&plan, &report, &store_dir);
+            match &json {
+                Some(j) => j.finished(&run_id, &plan, &report),
+                None if !args.detached_child => printer.summary(&plan, &report, &store_dir),
+                None => {}
             }
             let ok = report.success();
             if let Some(e) = &report.host_error {
