@@ -12,6 +12,9 @@
 //!   only place that grants a job files.
 //! - `store`: blobs named by digest ([`Store`]), the action cache and the
 //!   run [`Records`].
+//! - `remote`: a REAPI server's action cache, CAS and Execution service
+//!   stacked in front of the local store and executor, and `cairn worker`,
+//!   a Remote Workers API bot.
 //! - `build`: task source directories into components.
 //! - `serve`: the read-only web view of a store's runs (`cairn serve`).
 //! - `cli`: the `cairn` command, a thin layer over the rest.
@@ -59,6 +62,6 @@ pub use store::records::{
     new_run_id,
 };
 pub use workflow::diag::{Diagnostic, Diagnostics, Source, Span};
-pub use workflow::load::{LoadError, Loaded, default_store, load};
+pub use workflow::load::{LoadError, Loaded, load};
 pub use workflow::plan::{JobId, Overrides, Plan, plan};
 pub use workflow::spec::{Workflow, parse};

@@ -142,7 +142,7 @@ pub fn run_library(
     keep_going: bool,
 ) -> (Arc<Plan>, RunReport, Arc<Recorder>) {
     let loaded = cairn::load(wf, &Overrides::default()).unwrap();
-    let (store, runtime) = cairn::open(&cairn::default_store(&loaded)).unwrap();
+    let (store, runtime) = cairn::open(&loaded.dir.join(".cairn")).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(jobs + 1)
         .enable_all()

@@ -126,8 +126,3 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Loaded, LoadError> {
         inputs,
     })
 }
-
-/// The store a workflow uses by default: `.cairn/` beside the file.
-pub fn default_store(loaded: &Loaded) -> PathBuf {
-    loaded.dir.join(".cairn")
-}
